@@ -1,0 +1,3 @@
+"""mlflow-miner: how do ML projects actually use experiment tracking?"""
+
+__version__ = "0.1.0"
