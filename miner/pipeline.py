@@ -1,0 +1,111 @@
+"""Mine one commit of one repository: tree entries -> sources -> detector -> MiningResult."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+
+from miner.detect.detector import Detector
+from miner.detect.rules import Rules
+from miner.domain import FileKind, FileResult, FileStatus, Finding, MiningResult, RunStatus
+from miner.gitread import CommitReader, RevisionNotFound, TreeEntry
+from miner.settings import LimitSettings
+from miner.sources import SourceError, is_vendored, load_source, source_kind
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _skipped(entry: TreeEntry, kind: FileKind, reason: str, size: int = 0) -> FileResult:
+    return FileResult(path=entry.path, kind=kind, status=FileStatus.skipped, error=reason, size_bytes=size)
+
+
+def analyse_entry(
+    reader: CommitReader, entry: TreeEntry, detector: Detector, limits: LimitSettings
+) -> tuple[FileResult, list[Finding]] | None:
+    """The outcome for one tree entry, or None when it is not a Python source at all."""
+    kind_name = source_kind(entry.path)
+    if kind_name is None:
+        return None
+    kind = FileKind(kind_name)
+    if is_vendored(entry.path):
+        return _skipped(entry, kind, "vendored folder"), []
+    if entry.is_symlink:
+        return _skipped(entry, kind, "symbolic link (not followed)"), []
+    if entry.is_submodule:
+        return _skipped(entry, kind, "submodule (not fetched)"), []
+    try:
+        size = reader.size(entry.sha)
+    except ValueError:
+        return _skipped(entry, kind, f"blob {entry.sha} missing from the object store"), []
+    limit = limits.max_notebook_bytes if kind is FileKind.ipynb else limits.max_file_bytes
+    if size > limit:
+        return _skipped(entry, kind, f"larger than the configured limit ({size} > {limit} bytes)", size), []
+    try:
+        data = reader.read(entry.sha)
+    except ValueError:
+        return _skipped(entry, kind, f"blob {entry.sha} missing from the object store"), []
+    try:
+        source = load_source(entry.path, data)
+    except SourceError as exc:
+        return FileResult(entry.path, kind, FileStatus.unparsable, error=str(exc), size_bytes=size), []
+    analysis = detector.analyse(source)
+    if analysis.unparsable:
+        message = "; ".join(
+            f"cell {u.cell}: {u.message}" if u.cell is not None else u.message for u in analysis.unparsable
+        )
+        result = FileResult(
+            entry.path,
+            kind,
+            FileStatus.unparsable,
+            error=message,
+            size_bytes=size,
+            parsed=analysis.parsed,
+            unparsable_cells=tuple(u.cell for u in analysis.unparsable if u.cell is not None),
+        )
+    else:
+        result = FileResult(entry.path, kind, FileStatus.ok, size_bytes=size, parsed=analysis.parsed)
+    return result, list(analysis.findings)
+
+
+def mine_commit(
+    git_dir: str | Path,
+    *,
+    full_name: str,
+    rules: Rules,
+    limits: LimitSettings,
+    rev: str | None = None,
+    on_file: Callable[[str], None] | None = None,
+) -> MiningResult:
+    """Analyse every Python file and notebook of one commit; never raises for bad content."""
+    started = _now()
+    try:
+        reader = CommitReader(git_dir, rev)
+    except RevisionNotFound as exc:
+        return MiningResult(full_name, None, RunStatus.error, started, _now(), error=str(exc))
+    except Exception as exc:  # not a repository, unreadable: a recorded outcome
+        return MiningResult(
+            full_name, None, RunStatus.clone_failed, started, _now(), error=f"{type(exc).__name__}: {exc}"
+        )
+    detector = Detector(rules)
+    with reader:
+        result = MiningResult(full_name, reader.sha, RunStatus.ok, started, started)
+        try:
+            for entry in reader.entries():
+                outcome = analyse_entry(reader, entry, detector, limits)
+                if outcome is None:
+                    continue
+                file_result, findings = outcome
+                result.files.append(file_result)
+                result.findings.extend(findings)
+                if file_result.status is not FileStatus.skipped:
+                    result.bytes_analysed += file_result.size_bytes
+                if on_file is not None:
+                    on_file(entry.path)
+        except Exception as exc:  # a corrupt tree object, a dead cat-file: the run records it
+            result.status = RunStatus.error
+            result.error = f"{type(exc).__name__}: {exc}"
+    result.finished_at = _now()
+    return result

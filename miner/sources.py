@@ -1,0 +1,187 @@
+"""Files of a tree -> code units the detector reads. Pure: text in, SourceFile out.
+
+Notebook imports bind across cells, so a notebook is one SourceFile holding all its code cells;
+each cell keeps its index in the notebook (markdown and raw cells counted) so that findings point
+back to the cell and the line a reader sees.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import tokenize
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Literal
+
+VENDORED_FOLDERS = frozenset({"site-packages", "dist-packages", "node_modules", ".git"})
+
+_MAGIC_LINE = re.compile(r"^[ \t]*[%!]")
+_HELP_LINE = re.compile(r"\?[ \t]*$")
+_INDENT = re.compile(r"^[ \t]*")
+
+
+class SourceError(ValueError):
+    """A file we cannot turn into code: not decodable, not a notebook, ..."""
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """A .py file (one cell) or a whole notebook (its code cells, IPython syntax removed)."""
+
+    path: str
+    kind: Literal["py", "ipynb"]
+    cells: tuple[str, ...]
+    cell_indices: tuple[int | None, ...]
+
+    @cached_property
+    def text_size(self) -> int:
+        return sum(len(cell) for cell in self.cells)
+
+    def mentions(self, word: str) -> bool:
+        """Byte-level prefilter: a file that never names the tracker cannot import it."""
+        return any(word in cell for cell in self.cells)
+
+
+def is_vendored(path: str) -> bool:
+    """Paths inside site-packages, node_modules, ... are not the project's own code."""
+    return any(part in VENDORED_FOLDERS for part in path.split("/")[:-1])
+
+
+def source_kind(path: str) -> Literal["py", "ipynb"] | None:
+    if path.endswith(".py"):
+        return "py"
+    if path.endswith(".ipynb"):
+        return "ipynb"
+    return None
+
+
+def decode_python(data: bytes) -> str:
+    """Decode a .py file as Python would (BOM, PEP 263 cookie, else UTF-8); strict."""
+    if b"\x00" in data:
+        raise SourceError("source contains NUL bytes")
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+    except SyntaxError as exc:
+        raise SourceError(f"bad encoding declaration: {exc}") from None
+    try:
+        text = data.decode(encoding)
+    except (UnicodeDecodeError, LookupError) as exc:
+        raise SourceError(f"not decodable as {encoding}: {exc}") from None
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    return text
+
+
+def python_file(path: str, data: bytes) -> SourceFile:
+    return SourceFile(path=path, kind="py", cells=(decode_python(data),), cell_indices=(None,))
+
+
+def _cell_source(cell: dict) -> str:
+    source = cell.get("source", cell.get("input", ""))
+    if isinstance(source, list):
+        return "".join(part for part in source if isinstance(part, str))
+    return source if isinstance(source, str) else ""
+
+
+def notebook_cells(document: object) -> list[dict]:
+    """All cells in order, nbformat 4 (`cells`) or 3 (`worksheets[].cells`, flattened)."""
+    if not isinstance(document, dict):
+        raise SourceError("notebook: top level is not a JSON object")
+    if isinstance(document.get("cells"), list):
+        return [cell for cell in document["cells"] if isinstance(cell, dict)]
+    if isinstance(document.get("worksheets"), list):
+        return [
+            cell
+            for sheet in document["worksheets"]
+            if isinstance(sheet, dict) and isinstance(sheet.get("cells"), list)
+            for cell in sheet["cells"]
+            if isinstance(cell, dict)
+        ]
+    raise SourceError("notebook: no cells (neither nbformat 4 `cells` nor nbformat 3 `worksheets`)")
+
+
+def notebook_language(document: dict) -> str | None:
+    metadata = document.get("metadata") if isinstance(document, dict) else None
+    if not isinstance(metadata, dict):
+        return None
+    for key in ("kernelspec", "language_info"):
+        section = metadata.get(key)
+        if isinstance(section, dict) and isinstance(section.get("language"), str):
+            return section["language"].lower()
+    return None
+
+
+def notebook_file(path: str, data: bytes) -> SourceFile:
+    """Parse the notebook JSON and strip IPython syntax from each code cell."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise SourceError(f"notebook: not UTF-8: {exc}") from None
+    try:
+        document = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise SourceError(f"notebook: {type(exc).__name__}: {exc}") from None
+    cells = notebook_cells(document)
+    language = notebook_language(document)  # type: ignore[arg-type]
+    if language is not None and language != "python":
+        raise SourceError(f"notebook: kernel language is {language}, not python")
+    sources: list[str] = []
+    indices: list[int | None] = []
+    for index, cell in enumerate(cells):
+        if cell.get("cell_type") != "code":
+            continue
+        sources.append(strip_ipython(_cell_source(cell)))
+        indices.append(index)
+    return SourceFile(path=path, kind="ipynb", cells=tuple(sources), cell_indices=tuple(indices))
+
+
+def _indent_width(line: str) -> int:
+    return len(_INDENT.match(line).group(0).expandtabs(8))  # type: ignore[union-attr]
+
+
+def _is_ipython_line(line: str) -> bool:
+    return bool(_MAGIC_LINE.match(line)) or bool(_HELP_LINE.search(line) and line.strip() != "?")
+
+
+def strip_ipython(cell: str) -> str:
+    """Remove magics, shell escapes and help lines, keeping every line number where it was.
+
+    A removed line becomes an empty line, or `pass` when it is the only body of a block (an
+    `if` whose body is `!pip install x` must still parse).
+    """
+    if cell.lstrip().startswith("%%"):
+        return "\n" * cell.count("\n")
+    lines = cell.split("\n")
+    removed = [_is_ipython_line(line) for line in lines]
+    if not any(removed):
+        return cell
+    kept_code = [not removed[i] and lines[i].strip() != "" and not lines[i].lstrip().startswith("#")
+                 for i in range(len(lines))]
+    result = list(lines)
+    for i, is_removed in enumerate(removed):
+        if not is_removed:
+            continue
+        result[i] = ""
+        opener = next((j for j in range(i - 1, -1, -1) if kept_code[j]), None)
+        if opener is None or not lines[opener].split("#", 1)[0].rstrip().endswith(":"):
+            continue
+        if any(result[k].strip() == "pass" for k in range(opener + 1, i)):
+            continue
+        following = next((j for j in range(i + 1, len(lines)) if kept_code[j]), None)
+        if following is None or _indent_width(lines[following]) <= _indent_width(lines[opener]):
+            result[i] = _INDENT.match(lines[i]).group(0) + "pass"  # type: ignore[union-attr]
+    return "\n".join(result)
+
+
+def load_source(path: str, data: bytes) -> SourceFile:
+    """Dispatch on the file kind; raises SourceError with a reader-facing reason."""
+    kind = source_kind(path)
+    if kind == "py":
+        return python_file(path, data)
+    if kind == "ipynb":
+        return notebook_file(path, data)
+    raise SourceError(f"not a Python source: {path}")
+
+
