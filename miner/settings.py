@@ -19,6 +19,7 @@ class GithubSettings(BaseModel):
     """Where the GitHub REST API lives and how to authenticate; tokens never leave this object."""
 
     api_url: str = "https://api.github.com"
+    web_url: str = "https://github.com"
     token: SecretStr | None = None
     tokens: list[SecretStr] = Field(default_factory=list)
     per_page: int = 100

@@ -1,0 +1,245 @@
+"""The `miner` command line: mine, stats, findings, eval (crawl and query commands join later)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from functools import partial
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from miner import __version__
+from miner.detect.rules import load_rules
+from miner.domain import MiningResult, RunStatus
+from miner.jobs import store_result
+from miner.evaluation import EvalReport, api_table, find_git_dir, score_repository
+from miner.mining import mine_target, run_parallel
+from miner.output import Format, console, render_document, render_rows
+from miner.pipeline import mine_commit
+from miner.settings import Settings, load_settings
+from miner.targets import Target, parse_target
+
+app = typer.Typer(
+    help="Mine GitHub repositories for how they use the MLflow tracking API.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+FormatOption = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except Exception as exc:  # pydantic ValidationError, bad YAML: one line, no traceback
+        console.print(f"[red]error:[/red] invalid settings: {exc}")
+        raise typer.Exit(code=1) from None
+
+
+def _fail(message: str) -> None:
+    console.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(code=1)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+
+
+def _summary_row(result: MiningResult) -> dict:
+    by_category = Counter(f.category.value for f in result.findings)
+    return {
+        "repository": result.full_name,
+        "status": result.status.value,
+        "commit": result.commit_sha,
+        "files_analysed": result.files_analysed,
+        "files_unparsable": result.files_unparsable,
+        "files_skipped": result.files_skipped,
+        "findings": len(result.findings),
+        "by_category": dict(sorted(by_category.items())),
+        "error": result.error,
+    }
+
+
+@app.command()
+def mine(
+    targets: Annotated[list[str], typer.Argument(help="owner/name, a clone URL, or a local git repository path.")],
+    rev: Annotated[Optional[str], typer.Option(help="Revision to mine (default: HEAD of the default branch).")] = None,
+    name: Annotated[Optional[str], typer.Option(help="Store under this OWNER/NAME (one target only).")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Processes mining in parallel (default: settings.workers).")] = None,
+    format: FormatOption = Format.table,
+) -> None:
+    """Mine one or more repositories now and store the results (re-mining a commit replaces it)."""
+    from schema.db import DatabaseUnavailable, open_session
+
+    settings = _settings()
+    if name and len(targets) > 1:
+        _fail("--name names one repository; give one target with it")
+    parsed: list[Target] = []
+    for spec in targets:
+        try:
+            parsed.append(parse_target(spec, settings, name))
+        except ValueError as exc:
+            _fail(str(exc))
+    results: list[MiningResult] = []
+    job = partial(mine_target, settings=settings, rev=rev)
+    try:
+        with open_session(settings) as session, _progress() as progress:
+            task = progress.add_task("mining", total=len(parsed))
+            for target, result in run_parallel(job, parsed, workers or settings.workers):
+                store_result(session=session, result=result, settings=settings)
+                results.append(result)
+                progress.advance(task)
+                progress.update(task, description=f"mined {target.full_name}")
+    except DatabaseUnavailable as exc:
+        _fail(str(exc))
+    rows = [_summary_row(r) for r in results]
+    if format is Format.table:
+        for row in rows:
+            row["by_category"] = " ".join(f"{k}={v}" for k, v in row["by_category"].items())
+            row["commit"] = (row["commit"] or "")[:12]
+    render_rows(rows, format, title="mined")
+    if any(r.status is not RunStatus.ok for r in results):
+        raise typer.Exit(code=1)
+
+
+@app.command()
+def stats(format: FormatOption = Format.table) -> None:
+    """Usage statistics over the latest successful run of each repository."""
+    from schema.db import DatabaseUnavailable, open_session
+    from miner.stats import compute_stats
+
+    settings = _settings()
+    rules = load_rules(settings.rules)
+    try:
+        with open_session(settings) as session:
+            document = compute_stats(session=session, rules=rules)
+    except DatabaseUnavailable as exc:
+        _fail(str(exc))
+        return
+    headline = document["headline"]
+    overview = [{
+        "repositories": document["repositories"],
+        "headline_repositories": headline["repositories"],
+        "headline_share": headline["share"],
+        "ci95_low": headline["ci95"][0],
+        "ci95_high": headline["ci95"][1],
+    }]
+    apis = [{"api": api, **values} for api, values in document["apis"].items()]
+    categories = [{"category": cat, **values} for cat, values in document["categories"].items()]
+    failures = [{"failure": key, "count": value} for key, value in _flatten(document["failures"]).items()]
+    render_document(document, format, [
+        ("headline: share calling log_param(s) / log_metric(s) / autolog", overview),
+        ("apis", apis),
+        ("categories", categories),
+        ("failures", failures),
+    ])
+
+
+def _flatten(mapping: dict, prefix: str = "") -> dict:
+    flat: dict = {}
+    for key, value in mapping.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+@app.command()
+def findings(
+    repo: Annotated[Optional[str], typer.Option(help="Only this OWNER/NAME.")] = None,
+    api: Annotated[Optional[str], typer.Option(help="Only this api (e.g. log_param).")] = None,
+    format: FormatOption = Format.table,
+) -> None:
+    """Every finding of the latest successful run of each repository."""
+    from schema.db import DatabaseUnavailable, open_session
+    from miner.stats import finding_rows
+
+    settings = _settings()
+    try:
+        with open_session(settings) as session:
+            rows = finding_rows(session=session, repo=repo, api=api)
+    except DatabaseUnavailable as exc:
+        _fail(str(exc))
+        return
+    render_rows(rows, format, title="findings")
+
+
+def _mine_corpus_entry(entry: dict, repos_root: Path, settings: Settings) -> MiningResult | None:
+    git_dir = find_git_dir(repos_root, entry["repo"])
+    if git_dir is None:
+        return None
+    return mine_commit(git_dir, full_name=entry["repo"], rules=load_rules(settings.rules),
+                       limits=settings.limits, rev=entry["commit"])
+
+
+@app.command(name="eval")
+def evaluate(
+    corpus: Annotated[Path, typer.Argument(help="Labelled corpus (shared/eval/corpus-dev.json format).")],
+    repos_root: Annotated[Path, typer.Option("--repos-root", help="Folder holding OWNER+NAME/repo git directories.")],
+    workers: Annotated[Optional[int], typer.Option(help="Processes mining in parallel.")] = None,
+    format: Annotated[Format, typer.Option("--format", "-f", help="table or json.")] = Format.table,
+) -> None:
+    """Score the detector against a labelled corpus: per-api precision/recall and every disagreement."""
+    settings = _settings()
+    rules = load_rules(settings.rules)
+    try:
+        document = json.loads(corpus.read_text("utf-8"))
+        entries = list(document["repositories"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        _fail(f"cannot read corpus {corpus}: {exc}")
+        return
+    report = EvalReport()
+    job = partial(_mine_corpus_entry, repos_root=repos_root, settings=settings)
+    by_repo: dict[str, MiningResult | None] = {}
+    with _progress() as progress:
+        task = progress.add_task("evaluating", total=len(entries))
+        for entry, result in run_parallel(job, entries, workers or settings.workers):
+            by_repo[entry["repo"]] = result
+            progress.advance(task)
+    for entry in entries:  # score in corpus order so the report is reproducible
+        result = by_repo[entry["repo"]]
+        if result is None:
+            report.missing.append(entry["repo"])
+            continue
+        if result.status is not RunStatus.ok:
+            report.failed[entry["repo"]] = result.error or result.status.value
+            continue
+        report.repositories.append(entry["repo"])
+        score_repository(entry, result.findings, rules, report)
+    if report.missing:
+        console.print(f"[yellow]missing, skipped:[/yellow] {', '.join(report.missing)}")
+    out = report.as_dict()
+    calls = out["calls"]
+    summary = [{"repositories": out["repositories"], "missing": len(report.missing), "failed": len(report.failed),
+                **{f"calls_{k}": v for k, v in calls.items()},
+                "headline_detected": out["headline"]["detected_share"],
+                "headline_labelled": out["headline"]["labelled_share"]}]
+    if format is Format.json:
+        out["apis"] = api_table(report, rules)
+    render_document(out, format if format is Format.json else Format.table, [
+        ("summary", summary),
+        ("per api: repository level and call level", api_table(report, rules)),
+        ("disagreements", out["disagreements"] or [{"disagreements": "none"}]),
+    ])
+
+
+@app.command()
+def version() -> None:
+    """Print the tool and rules versions."""
+    settings = _settings()
+    typer.echo(f"mlflow-miner {__version__}, rules {settings.rules} {load_rules(settings.rules).version}")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,50 @@
+"""Mine targets end to end (clone if needed, then the pipeline), one or many processes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from datetime import datetime, timezone
+from typing import TypeVar
+
+from miner.clone import CloneError
+from miner.detect.rules import load_rules
+from miner.domain import MiningResult, RunStatus
+from miner.pipeline import mine_commit
+from miner.settings import Settings
+from miner.targets import Target, materialise
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def mine_target(target: Target, settings: Settings, rev: str | None = None) -> MiningResult:
+    """Clone (when remote) and mine one target; every failure becomes the result's status."""
+    started = datetime.now(timezone.utc)
+    try:
+        with materialise(target, settings, rev) as git_dir:
+            result = mine_commit(
+                git_dir, full_name=target.full_name, rules=load_rules(settings.rules),
+                limits=settings.limits, rev=rev,
+            )
+    except CloneError as exc:
+        result = MiningResult(target.full_name, None, exc.status, started,
+                              datetime.now(timezone.utc), error=str(exc))
+    except Exception as exc:  # recorded, never lost: one bad repository must not end a crawl
+        result = MiningResult(target.full_name, None, RunStatus.error, started,
+                              datetime.now(timezone.utc), error=f"{type(exc).__name__}: {exc}")
+    result.clone_url = target.clone_url
+    return result
+
+
+def run_parallel(function: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[tuple[T, R]]:
+    """Apply `function` to each item, across `workers` processes when more than one; yields as done."""
+    items = list(items)
+    if workers <= 1 or len(items) <= 1:
+        for item in items:
+            yield item, function(item)
+        return
+    with ProcessPoolExecutor(max_workers=min(workers, len(items))) as pool:
+        futures = {pool.submit(function, item): item for item in items}
+        for future in as_completed(futures):
+            yield futures[future], future.result()
