@@ -18,7 +18,6 @@ from typing import Literal
 VENDORED_FOLDERS = frozenset({"site-packages", "dist-packages", "node_modules", ".git"})
 
 _MAGIC_LINE = re.compile(r"^[ \t]*[%!]")
-_HELP_LINE = re.compile(r"\?[ \t]*$")
 _INDENT = re.compile(r"^[ \t]*")
 
 
@@ -141,8 +140,67 @@ def _indent_width(line: str) -> int:
     return len(_INDENT.match(line).group(0).expandtabs(8))  # type: ignore[union-attr]
 
 
-def _is_ipython_line(line: str) -> bool:
-    return bool(_MAGIC_LINE.match(line)) or bool(_HELP_LINE.search(line) and line.strip() != "?")
+@dataclass(frozen=True)
+class _LineShape:
+    starts_statement: bool   # not inside brackets, a string, or after a backslash
+    code_tail: str           # last non-blank character outside strings and comments ("" if none)
+
+
+def _line_shapes(cell: str) -> list[_LineShape]:
+    """Where each physical line stands in Python's lexical structure, by a small scanner.
+
+    Lines inside brackets (`!= score)`), inside triple-quoted strings (`%d items`) or after a
+    backslash continue a statement and so cannot be IPython syntax; `# why?` is a comment, not
+    a help request. The scanner is deliberately lenient: it only has to find those cases.
+    """
+    shapes: list[_LineShape] = []
+    depth = 0
+    quote: str | None = None
+    continued = False
+    for line in cell.split("\n"):
+        starts = depth == 0 and quote is None and not continued
+        tail = ""
+        i, n = 0, len(line)
+        while i < n:
+            ch = line[i]
+            if quote is not None:
+                if ch == "\\":
+                    i += 2
+                    continue
+                if line.startswith(quote, i):
+                    i += len(quote)
+                    quote = None
+                    tail = "'"
+                    continue
+                i += 1
+                continue
+            if ch == "#":
+                break
+            if ch in "\"'":
+                triple = line[i:i + 3]
+                quote = triple if triple in ('"""', "'''") else ch
+                i += len(quote)
+                continue
+            if ch in "([{":
+                depth += 1
+            elif ch in ")]}":
+                depth = max(0, depth - 1)
+            if not ch.isspace():
+                tail = ch
+            i += 1
+        if quote is not None and len(quote) == 1:
+            quote = None  # an unterminated one-quote string ends with its line
+        continued = line.rstrip().endswith("\\") and quote is None
+        shapes.append(_LineShape(starts, tail))
+    return shapes
+
+
+def _is_ipython_line(line: str, shape: _LineShape) -> bool:
+    if not shape.starts_statement:
+        return False
+    if _MAGIC_LINE.match(line):
+        return not line.lstrip().startswith("!=")
+    return shape.code_tail == "?"
 
 
 def strip_ipython(cell: str) -> str:
@@ -153,8 +211,11 @@ def strip_ipython(cell: str) -> str:
     """
     if cell.lstrip().startswith("%%"):
         return "\n" * cell.count("\n")
+    if "%" not in cell and "!" not in cell and "?" not in cell:
+        return cell
     lines = cell.split("\n")
-    removed = [_is_ipython_line(line) for line in lines]
+    shapes = _line_shapes(cell)
+    removed = [_is_ipython_line(line, shape) for line, shape in zip(lines, shapes)]
     if not any(removed):
         return cell
     kept_code = [not removed[i] and lines[i].strip() != "" and not lines[i].lstrip().startswith("#")
@@ -165,13 +226,16 @@ def strip_ipython(cell: str) -> str:
             continue
         result[i] = ""
         opener = next((j for j in range(i - 1, -1, -1) if kept_code[j]), None)
-        if opener is None or not lines[opener].split("#", 1)[0].rstrip().endswith(":"):
+        if opener is None or shapes[opener].code_tail != ":":
             continue
         if any(result[k].strip() == "pass" for k in range(opener + 1, i)):
             continue
         following = next((j for j in range(i + 1, len(lines)) if kept_code[j]), None)
         if following is None or _indent_width(lines[following]) <= _indent_width(lines[opener]):
-            result[i] = _INDENT.match(lines[i]).group(0) + "pass"  # type: ignore[union-attr]
+            indent = _INDENT.match(lines[i]).group(0)  # type: ignore[union-attr]
+            if _indent_width(lines[i]) <= _indent_width(lines[opener]):
+                indent = _INDENT.match(lines[opener]).group(0) + "    "  # type: ignore[union-attr]
+            result[i] = indent + "pass"
     return "\n".join(result)
 
 

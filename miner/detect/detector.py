@@ -42,6 +42,8 @@ def _parser_message(exc: Exception) -> str:
 
 
 def _parse(code: str) -> cst.Module:
+    if "\r" in code:  # Python reads \r\n and a lone \r as one line break each; we count \n
+        code = code.replace("\r\n", "\n").replace("\r", "\n")
     return cst.parse_module(code)
 
 
