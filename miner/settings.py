@@ -27,6 +27,7 @@ class GithubSettings(BaseModel):
     backoff_base_s: float = 1.0
     backoff_max_s: float = 120.0
     timeout_s: float = 30.0
+    min_request_interval_s: float = 0.25  # PyGithub's default pause between requests; 0 for none
 
     def all_tokens(self) -> list[str]:
         """Every configured token, the single one first, for rotation."""
