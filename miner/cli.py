@@ -288,7 +288,7 @@ def _follow_crawl(settings: Settings, crawl_id: int, expected: int) -> None:
     import time
 
     from schema.db import open_session
-    from schema.store import crawl_progress
+    from schema.crawls import crawl_progress
 
     with _progress() as progress:
         task = progress.add_task(f"crawl {crawl_id}", total=expected)
@@ -303,7 +303,7 @@ def _follow_crawl(settings: Settings, crawl_id: int, expected: int) -> None:
 
 def _print_crawls(settings: Settings, format: Format, only: int | None = None) -> None:
     from schema.db import open_session
-    from schema.store import crawl_rows
+    from schema.crawls import crawl_rows
 
     with open_session(settings) as session:
         rows = crawl_rows(session=session, crawl_id=only)

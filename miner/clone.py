@@ -60,14 +60,11 @@ def remote_head(url: str, branch: str | None, timeout_s: float = 60) -> str | No
     """
     ref = f"refs/heads/{branch}" if branch else "HEAD"
     try:
-        done = _git(["ls-remote", "--", url, ref], timeout_s)
+        done = _git(["ls-remote", "--", url, "HEAD", ref], timeout_s)
     except subprocess.TimeoutExpired:
         raise CloneError(f"ls-remote timed out after {timeout_s} s", RunStatus.timeout) from None
     if done.returncode != 0:
         message = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"git exited {done.returncode}"
         raise CloneError(f"ls-remote failed: {message}")
-    for line in done.stdout.splitlines():
-        sha, _, name = line.partition("\t")
-        if name == ref:
-            return sha
-    return None
+    refs = dict(reversed(line.split("\t", 1)) for line in done.stdout.splitlines() if "\t" in line)
+    return refs.get(ref) or refs.get("HEAD")  # the API's default branch can lag a rename

@@ -42,6 +42,7 @@ def start_crawl(
     no clone) equals the commit of its last successful run.
     """
     from miner.github import enumerate_repositories
+    from schema.crawls import record_plan
     from schema.db import open_session
     from schema.models import CrawlStatus
     from schema.store import create_crawl, finish_crawl, upsert_repository
@@ -88,10 +89,8 @@ def start_crawl(
         else:
             plan.to_mine.append(repository_id)
     with open_session(settings) as session:
-        finish_crawl(
-            session=session, crawl=crawl_id, status=CrawlStatus.running if plan.to_mine else CrawlStatus.ok,
-            repos_found=plan.found, repos_enqueued=len(plan.to_mine),
-            repos_skipped_unchanged=plan.skipped_unchanged, slices=plan.slices,
-            finished_at=None,
+        record_plan(
+            session=session, crawl_id=crawl_id, found=plan.found, enqueued=len(plan.to_mine),
+            skipped_unchanged=plan.skipped_unchanged, slices=plan.slices,
         )
     return plan

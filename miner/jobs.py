@@ -58,7 +58,7 @@ def mine_repository(repository_id: int, crawl_id: int | None, settings: Settings
     with open_session(settings) as session:
         store_result(session=session, result=result, settings=settings, crawl_id=crawl_id)
         if crawl_id is not None:
-            from schema.store import close_crawl_if_done
+            from schema.crawls import close_crawl_if_done
 
             close_crawl_if_done(session=session, crawl_id=crawl_id)
     return result.status

@@ -1,0 +1,77 @@
+"""Crawl bookkeeping: counts while a crawl runs, progress from stored runs, closing when done."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import case, func, update
+from sqlmodel import Session, select
+
+from miner.domain import RunStatus
+from schema.models import Crawl, CrawlStatus, MiningRun, utc_now
+
+
+def record_plan(
+    *, session: Session, crawl_id: int, found: int, enqueued: int, skipped_unchanged: int, slices: list[Any]
+) -> None:
+    """Store what enumeration found and queued; the crawl stays running until its runs are stored."""
+    status = CrawlStatus.running if enqueued else CrawlStatus.ok
+    values: dict[str, Any] = {
+        "repos_found": found, "repos_enqueued": enqueued,
+        "repos_skipped_unchanged": skipped_unchanged, "slices": slices, "status": status,
+    }
+    if not enqueued:
+        values["finished_at"] = utc_now()
+    session.exec(update(Crawl).where(Crawl.id == crawl_id).values(**values))  # type: ignore[call-overload]
+    session.commit()
+
+
+def crawl_progress(*, session: Session, crawl_id: int) -> dict[str, int]:
+    """Repositories with a stored run in this crawl, and how many of those runs succeeded."""
+    done, ok = session.exec(  # type: ignore[call-overload]
+        select(
+            func.count(func.distinct(MiningRun.repository_id)),
+            func.count(func.distinct(case((MiningRun.status == RunStatus.ok.value, MiningRun.repository_id)))),
+        ).where(MiningRun.crawl_id == crawl_id)
+    ).one()
+    return {"runs_done": int(done or 0), "runs_ok": int(ok or 0), "runs_failed": int(done or 0) - int(ok or 0)}
+
+
+def close_crawl_if_done(*, session: Session, crawl_id: int) -> bool:
+    """Mark a running crawl ok once every enqueued repository has a stored run; idempotent."""
+    crawl = session.get(Crawl, crawl_id, populate_existing=True)
+    if crawl is None or crawl.status is not CrawlStatus.running:
+        return False
+    if crawl_progress(session=session, crawl_id=crawl_id)["runs_done"] < crawl.repos_enqueued:
+        return False
+    session.exec(  # type: ignore[call-overload]
+        update(Crawl)
+        .where(Crawl.id == crawl_id, Crawl.status == CrawlStatus.running.value)
+        .values(status=CrawlStatus.ok, finished_at=utc_now())
+    )
+    session.commit()
+    return True
+
+
+def crawl_rows(*, session: Session, crawl_id: int | None = None) -> list[dict[str, Any]]:
+    """One record per crawl, newest first, with progress computed from stored runs."""
+    query = select(Crawl).order_by(Crawl.id.desc())  # type: ignore[union-attr]
+    if crawl_id is not None:
+        query = query.where(Crawl.id == crawl_id)
+    rows = []
+    for crawl in session.exec(query).all():
+        assert crawl.id is not None
+        rows.append({
+            "id": crawl.id,
+            "topics": list(crawl.topics),
+            "query": crawl.query,
+            "status": crawl.status.value if hasattr(crawl.status, "value") else crawl.status,
+            "started_at": crawl.started_at.isoformat(timespec="seconds") if crawl.started_at else None,
+            "finished_at": crawl.finished_at.isoformat(timespec="seconds") if crawl.finished_at else None,
+            "found": crawl.repos_found,
+            "enqueued": crawl.repos_enqueued,
+            "unchanged": crawl.repos_skipped_unchanged,
+            **crawl_progress(session=session, crawl_id=crawl.id),
+            "error": crawl.error,
+        })
+    return rows
