@@ -5,10 +5,9 @@ run, fluent or client (`client.log_metric` has api `log_metric`), has api A; it 
 only through an autolog call that does not disable it. Categories follow the api through the
 rules table; `client` is any client call and `other` any finding of category other.
 
-Every number comes from the database in a few statements: findings are first grouped per
-(run, api, category, client, disabling), a few thousand rows for millions of findings, read
-through a covering index, and everything else is aggregated from that; Python only shapes
-the answer.
+Every number comes from the database in a few statements: the findings of the latest runs are
+read through a covering index and folded to one row per (run, api); per-api and per-category
+figures are aggregated from those rows in SQL, and Python only shapes the answer.
 """
 
 from __future__ import annotations
@@ -16,17 +15,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from sqlalchemy import (
-    CTE,
-    ColumnElement,
-    and_,
-    case,
-    distinct,
-    func,
-    literal,
-    select,
-    union_all,
-)
+from sqlalchemy import CTE, ColumnElement, case, func, literal, select, union_all
 from sqlmodel import Session
 
 from miner.detect.rules import Rules
@@ -35,6 +24,7 @@ from schema.models import Finding, MiningRun, Repository
 from schema.store import latest_runs
 
 Z_95 = 1.959964   # two-sided 95 % normal quantile
+HEADLINE = "headline"
 
 
 def wilson_interval(successes: int, trials: int, z: float = Z_95) -> tuple[float, float]:
@@ -50,50 +40,54 @@ def wilson_interval(successes: int, trials: int, z: float = Z_95) -> tuple[float
 
 
 def _usage_cte(crawl_id: int | None) -> CTE:
-    """Findings of the latest successful runs, counted per (run, api, category, client, off)."""
-    latest = latest_runs(crawl_id=crawl_id).subquery("latest")
+    """Findings of the latest successful runs folded to one row per (run, api).
+
+    `used` is 0 when every call of the api in that run disables it (autolog(disable=True));
+    `client_calls` and `other_calls` carry what the `client` and `other` categories need.
+    The IN form walks the covering index ix_finding_run_usage run by run, so the grouping
+    streams on SQLite instead of sorting a million rows.
+    """
+    latest_ids = latest_runs(crawl_id=crawl_id).with_only_columns(MiningRun.id)
     return (
         select(
             Finding.mining_run_id.label("run_id"),
             Finding.api,
-            Finding.category,
-            Finding.via_client,
-            Finding.disabling,
             func.count().label("calls"),
+            func.sum(case((Finding.via_client.is_(True), 1), else_=0)).label("client_calls"),
+            func.sum(case((Finding.category == Category.other, 1), else_=0)).label("other_calls"),
+            func.max(case((Finding.disabling.is_(True), 0), else_=1)).label("used"),
         )
-        .join(latest, Finding.mining_run_id == latest.c.id)
-        .group_by(
-            Finding.mining_run_id, Finding.api, Finding.category,
-            Finding.via_client, Finding.disabling,
-        )
+        .where(Finding.mining_run_id.in_(latest_ids))
+        .group_by(Finding.mining_run_id, Finding.api)
         .cte("usage")
     )
 
 
-def _category_of_api(usage: CTE, rules: Rules) -> ColumnElement[Any]:
-    """The rules table as a CASE: api -> category name, NULL for apis outside the table."""
-    return case({api: category.value for api, category in rules.apis.items()}, value=usage.c.api)
+def _category_flags(usage: CTE, rules: Rules) -> dict[str, ColumnElement[Any]]:
+    """Per (run, api) row: 1 where the row makes its repository use the category (or headline)."""
+    flags: dict[str, ColumnElement[Any]] = {}
+    for category in rules.categories:
+        if category is rules.client_category:
+            flags[category.value] = case((usage.c.client_calls > 0, 1), else_=0)
+        elif category is rules.default_category:
+            flags[category.value] = case((usage.c.other_calls > 0, 1), else_=0)
+        else:
+            flags[category.value] = case(
+                (usage.c.api.in_(rules.apis_of(category)), usage.c.used), else_=0
+            )
+    flags[HEADLINE] = case((usage.c.api.in_(list(rules.headline_apis)), usage.c.used), else_=0)
+    return flags
 
 
-def _counts(usage: CTE, kind: str, key: ColumnElement[Any] | str, where: ColumnElement[bool]):
-    """One row per key: repositories using it, calls, and client calls among them."""
-    key_column = literal(key) if isinstance(key, str) else key
-    select_ = select(
-        literal(kind).label("kind"),
-        key_column.label("key"),
-        func.count(distinct(case((usage.c.disabling.is_(False), usage.c.run_id)))).label("repositories"),
-        func.coalesce(func.sum(usage.c.calls), 0).label("calls"),
-        func.coalesce(
-            func.sum(case((usage.c.via_client.is_(True), usage.c.calls), else_=0)), 0
-        ).label("client_calls"),
-    ).where(where)
-    return select_ if isinstance(key, str) else select_.group_by(key_column)
+
+def _share(repositories: int, total: int) -> float:
+    return repositories / total if total else 0.0
 
 
 def _entry(repositories: int, calls: int, client_calls: int, total: int) -> dict[str, Any]:
     return {
         "repositories": repositories,
-        "share": repositories / total if total else 0.0,
+        "share": _share(repositories, total),
         "calls": calls,
         "fluent_calls": calls - client_calls,
         "client_calls": client_calls,
@@ -109,19 +103,37 @@ def compute_stats(*, session: Session, rules: Rules, crawl_id: int | None = None
     successfully; unparsable and skipped files are those of the latest successful runs.
     """
     usage = _usage_cte(crawl_id)
-    table_apis = list(rules.apis)
-    headline_apis = list(rules.headline_apis)
+    # Two aggregates over the (run, api) rows, one statement: per api (usage, calls), and per
+    # run the category flags, summed over runs. No COUNT(DISTINCT) anywhere.
+    per_api = select(
+        literal("api").label("kind"),
+        usage.c.api.label("key"),
+        func.sum(usage.c.used).label("repositories"),
+        func.sum(usage.c.calls).label("calls"),
+        func.sum(usage.c.client_calls).label("client_calls"),
+        func.sum(usage.c.other_calls).label("other_calls"),
+    ).group_by(usage.c.api)
+    flags = _category_flags(usage, rules)
+    per_run = (   # a CTE: read by every branch below, computed once
+        select(*(func.max(flag).label(name) for name, flag in flags.items()))
+        .group_by(usage.c.run_id)
+        .cte("per_run")
+    )
     statement = union_all(
-        _counts(usage, "api", usage.c.api, usage.c.api.in_(table_apis)),
-        _counts(usage, "category", _category_of_api(usage, rules), usage.c.api.in_(table_apis)),
-        _counts(usage, "category", rules.client_category.value, usage.c.via_client.is_(True)),
-        _counts(
-            usage, "category", rules.default_category.value,
-            usage.c.category == rules.default_category,
+        per_api,
+        *(
+            select(
+                literal("category").label("kind"),
+                literal(name).label("key"),
+                func.coalesce(func.sum(per_run.c[name]), 0),
+                literal(0), literal(0), literal(0),
+            )
+            for name in flags
         ),
-        _counts(usage, "headline", "headline", usage.c.api.in_(headline_apis)),
     )
     rows = session.exec(statement).all()
+    api_rows = {row.key: row for row in rows if row.kind == "api"}
+    category_repositories = {row.key: int(row.repositories) for row in rows if row.kind == "category"}
 
     latest = latest_runs(crawl_id=crawl_id).subquery("latest")
     files = session.exec(
@@ -136,31 +148,45 @@ def compute_stats(*, session: Session, rules: Rules, crawl_id: int | None = None
     ).one()
     total = int(files[0])
     rules_versions = session.exec(
-        select(distinct(MiningRun.rules_version))
+        select(MiningRun.rules_version)
+        .distinct()
         .join(latest, MiningRun.id == latest.c.id)
         .order_by(MiningRun.rules_version)
     ).scalars().all()
 
-    found = {(row.kind, row.key): row for row in rows}
-
-    def entry(kind: str, key: str) -> dict[str, Any]:
-        row = found.get((kind, key))
+    def api_entry(api: str) -> dict[str, Any]:
+        row = api_rows.get(api)
         if row is None:
             return _entry(0, 0, 0, total)
         return _entry(int(row.repositories), int(row.calls), int(row.client_calls), total)
 
-    headline = entry("headline", "headline")
-    low, high = wilson_interval(headline["repositories"], total)
+    apis = {api: api_entry(api) for api in rules.apis}
+
+    def category_entry(category: Category) -> dict[str, Any]:
+        # calls add up from the per-api rows (a few dozen aggregates, not findings)
+        if category is rules.client_category:
+            calls = client_calls = sum(int(row.client_calls) for row in api_rows.values())
+        elif category is rules.default_category:
+            calls = sum(int(row.other_calls) for row in api_rows.values())
+            client_calls = 0
+        else:
+            members = [apis[api] for api in rules.apis_of(category)]
+            calls = sum(entry["calls"] for entry in members)
+            client_calls = sum(entry["client_calls"] for entry in members)
+        return _entry(category_repositories.get(category.value, 0), calls, client_calls, total)
+
+    headline_repositories = category_repositories.get(HEADLINE, 0)
+    low, high = wilson_interval(headline_repositories, total)
     return {
         "repositories": total,
         "headline": {
-            "repositories": headline["repositories"],
-            "share": headline["share"],
+            "repositories": headline_repositories,
+            "share": _share(headline_repositories, total),
             "ci95": [low, high],
-            "apis": headline_apis,
+            "apis": list(rules.headline_apis),
         },
-        "apis": {api: entry("api", api) for api in table_apis},
-        "categories": {category.value: entry("category", category.value) for category in rules.categories},
+        "apis": apis,
+        "categories": {category.value: category_entry(category) for category in rules.categories},
         "failures": _failures(session, crawl_id=crawl_id, repositories_ok=total,
                               unparsable_files=int(files[3]), skipped_files=int(files[4])),
         "files": {
@@ -276,31 +302,21 @@ def repository_usage(
     found nothing are listed with zeros.
     """
     usage = _usage_cte(crawl_id)
-    category_of_api = _category_of_api(usage, rules)
-
-    def calls_where(condition: ColumnElement[bool]) -> ColumnElement[Any]:
-        return func.coalesce(func.sum(case((condition, usage.c.calls), else_=0)), 0)
-
     columns = []
     for category in rules.categories:
         if category is rules.client_category:
-            condition = usage.c.via_client.is_(True)
+            calls = usage.c.client_calls
         elif category is rules.default_category:
-            condition = usage.c.category == rules.default_category
+            calls = usage.c.other_calls
         else:
-            condition = category_of_api == category.value
-        columns.append(calls_where(condition).label(f"count_{category.value}"))
-    headline = func.max(
-        case(
-            (and_(usage.c.api.in_(list(rules.headline_apis)), usage.c.disabling.is_(False)), 1),
-            else_=0,
-        )
-    )
+            calls = case((usage.c.api.in_(rules.apis_of(category)), usage.c.calls), else_=0)
+        columns.append(func.sum(calls).label(f"count_{category.value}"))
+    headline = _category_flags(usage, rules)[HEADLINE]
     per_run = (
         select(
             usage.c.run_id,
-            func.coalesce(func.sum(usage.c.calls), 0).label("findings"),
-            headline.label("headline"),
+            func.sum(usage.c.calls).label("findings"),
+            func.max(headline).label("headline"),
             *columns,
         )
         .group_by(usage.c.run_id)
@@ -319,7 +335,7 @@ def repository_usage(
         item: dict[str, Any] = {
             "full_name": row["full_name"],
             "commit": row["commit_sha"],
-            "mined_at": row["finished_at"],
+            "mined_at": row["finished_at"].isoformat(),
             "findings": int(row["findings"] or 0),
             "headline": bool(row["headline"]),
         }
