@@ -6,12 +6,13 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
-from miner.detect.detector import Detector
+from miner.detect.detector import Detector, FileAnalysis
 from miner.detect.rules import Rules
 from miner.domain import FileKind, FileResult, FileStatus, Finding, MiningResult, RunStatus
 from miner.gitread import CommitReader, RevisionNotFound, TreeEntry
+from miner.sandbox import ParserSandbox
 from miner.settings import LimitSettings
-from miner.sources import SourceError, is_vendored, load_source, source_kind
+from miner.sources import SourceError, SourceFile, is_vendored, load_source, source_kind
 
 
 def _now() -> datetime:
@@ -22,8 +23,11 @@ def _skipped(entry: TreeEntry, kind: FileKind, reason: str, size: int = 0) -> Fi
     return FileResult(path=entry.path, kind=kind, status=FileStatus.skipped, error=reason, size_bytes=size)
 
 
+Analyse = Callable[[SourceFile], FileAnalysis]
+
+
 def analyse_entry(
-    reader: CommitReader, entry: TreeEntry, detector: Detector, limits: LimitSettings
+    reader: CommitReader, entry: TreeEntry, analyse: Analyse, limits: LimitSettings
 ) -> tuple[FileResult, list[Finding]] | None:
     """The outcome for one tree entry, or None when it is not a Python source at all."""
     kind_name = source_kind(entry.path)
@@ -51,7 +55,7 @@ def analyse_entry(
         source = load_source(entry.path, data)
     except SourceError as exc:
         return FileResult(entry.path, kind, FileStatus.unparsable, error=str(exc), size_bytes=size), []
-    analysis = detector.analyse(source)
+    analysis = analyse(source)
     if analysis.unparsable:
         message = "; ".join(
             f"cell {u.cell}: {u.message}" if u.cell is not None else u.message for u in analysis.unparsable
@@ -90,11 +94,11 @@ def mine_commit(
             full_name, None, RunStatus.clone_failed, started, _now(), error=f"{type(exc).__name__}: {exc}"
         )
     detector = Detector(rules)
-    with reader:
+    with reader, ParserSandbox(detector, limits.parse_timeout_s) as sandbox:
         result = MiningResult(full_name, reader.sha, RunStatus.ok, started, started)
         try:
             for entry in reader.entries():
-                outcome = analyse_entry(reader, entry, detector, limits)
+                outcome = analyse_entry(reader, entry, sandbox.analyse, limits)
                 if outcome is None:
                     continue
                 file_result, findings = outcome

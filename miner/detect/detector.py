@@ -54,8 +54,12 @@ class Detector:
         self.rules = rules
         self._star_apis = frozenset(rules.apis)
 
+    def needs_parse(self, source: SourceFile) -> bool:
+        """The prefilter: every import form of the spec names the namespace, so no mention, no call."""
+        return any(source.mentions(ns) for ns in self.rules.namespaces)
+
     def analyse(self, source: SourceFile) -> FileAnalysis:
-        if not any(source.mentions(ns) for ns in self.rules.namespaces):
+        if not self.needs_parse(source):
             return FileAnalysis(findings=(), unparsable=(), parsed=False)
         gathered: list[tuple[int | None, Gathered]] = []
         unparsable: list[UnparsableCell] = []

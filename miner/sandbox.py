@@ -1,0 +1,98 @@
+"""Run the parser where it cannot take the miner down with it.
+
+libcst's native parser overflows its stack (SIGSEGV) on expressions nested thousands deep and
+can spend minutes on pathological inputs; neither can be caught in-process, and a worker that
+dies on a file would be redelivered the same repository forever. So files that need a parse go
+to a child process, one per repository, with a per-file time limit: a crash or a time-out
+becomes that file's recorded outcome and the child is replaced for the next file.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import signal
+from multiprocessing.connection import Connection
+
+from miner.detect.detector import Detector, FileAnalysis, UnparsableCell
+from miner.sources import SourceFile
+
+
+def _serve(connection: Connection, detector: Detector) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when this child ends
+    while True:
+        try:
+            source = connection.recv()
+        except (EOFError, OSError):
+            return
+        if source is None:
+            return
+        try:
+            analysis = detector.analyse(source)
+        except BaseException as exc:  # noqa: BLE001 - anything the detector raises is the file's outcome
+            analysis = FileAnalysis((), (UnparsableCell(None, f"{type(exc).__name__}: {exc}"),), True)
+        connection.send(analysis)
+
+
+class ParserSandbox:
+    """Analyses SourceFiles in a child process; use as a context manager (one per repository)."""
+
+    def __init__(self, detector: Detector, timeout_s: float) -> None:
+        self.detector = detector
+        self.timeout_s = timeout_s
+        self._context = multiprocessing.get_context("fork")
+        self._process: multiprocessing.process.BaseProcess | None = None
+        self._connection: Connection | None = None
+
+    def __enter__(self) -> "ParserSandbox":
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def _start(self) -> Connection:
+        parent_end, child_end = self._context.Pipe()
+        process = self._context.Process(target=_serve, args=(child_end, self.detector), daemon=True)
+        process.start()
+        child_end.close()
+        self._process, self._connection = process, parent_end
+        return parent_end
+
+    def _discard(self) -> None:
+        if self._process is not None and self._process.is_alive():
+            self._process.kill()
+        if self._process is not None:
+            self._process.join(timeout=5)
+        if self._connection is not None:
+            self._connection.close()
+        self._process = self._connection = None
+
+    def analyse(self, source: SourceFile) -> FileAnalysis:
+        if not self.detector.needs_parse(source):
+            return FileAnalysis((), (), False)
+        connection = self._connection or self._start()
+        try:
+            connection.send(source)
+            if connection.poll(self.timeout_s):
+                return connection.recv()
+            message = f"parser time limit: no result within {self.timeout_s:g} s"
+        except (EOFError, OSError, BrokenPipeError):
+            message = None
+        if message is None:
+            code = self._process.exitcode if self._process is not None else None
+            if self._process is not None and code is None:
+                self._process.join(timeout=5)
+                code = self._process.exitcode
+            reason = f"signal {signal.Signals(-code).name}" if code is not None and code < 0 else f"exit code {code}"
+            message = f"parser crashed ({reason}); input too deeply nested or malformed"
+        self._discard()
+        return FileAnalysis((), (UnparsableCell(None, message),), True)
+
+    def close(self) -> None:
+        if self._connection is not None:
+            try:
+                self._connection.send(None)
+            except (OSError, BrokenPipeError):
+                pass
+        if self._process is not None:
+            self._process.join(timeout=2)
+        self._discard()
