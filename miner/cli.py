@@ -323,6 +323,17 @@ def crawls(format: FormatOption = Format.table) -> None:
 
 
 @app.command()
+def doctor(format: FormatOption = Format.table) -> None:
+    """Check settings, database, broker, git and GitHub access; say what is missing."""
+    from miner.doctor import Verdict, run_checks
+
+    checks = run_checks(_settings())
+    render_rows([c.as_row() for c in checks], format, title="doctor")
+    if any(c.verdict is Verdict.fail for c in checks):
+        raise typer.Exit(code=1)
+
+
+@app.command()
 def version() -> None:
     """Print the tool and rules versions."""
     settings = _settings()

@@ -1,0 +1,97 @@
+"""`miner doctor`: check what a run needs and say in plain words what is missing."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+from miner.settings import Settings
+
+
+class Verdict(str, Enum):
+    ok = "ok"
+    warn = "warn"
+    fail = "fail"
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    verdict: Verdict
+    detail: str
+
+    def as_row(self) -> dict:
+        return {"check": self.name, "verdict": self.verdict.value, "detail": self.detail}
+
+
+def check_config() -> Check:
+    path = Path(os.environ.get("MINER_CONFIG", "config.yaml"))
+    if path.is_file():
+        return Check("settings", Verdict.ok, f"read {path}, then MINER_* environment variables")
+    return Check("settings", Verdict.warn, f"no {path} here: using defaults and MINER_* environment variables")
+
+
+def check_git() -> Check:
+    git = shutil.which("git")
+    if git is None:
+        return Check("git", Verdict.fail, "git is not installed: install it (e.g. apt-get install git)")
+    version = subprocess.run([git, "--version"], capture_output=True, text=True).stdout.strip()
+    return Check("git", Verdict.ok, version)
+
+
+def check_database(settings: Settings) -> Check:
+    from schema.db import DatabaseUnavailable, current_revision, head_revision, open_session, safe_url
+
+    try:
+        with open_session(settings):
+            pass
+        revision = current_revision(settings.database_url)
+    except DatabaseUnavailable as exc:
+        return Check("database", Verdict.fail, f"{exc}. Start the server or fix MINER_DATABASE_URL.")
+    except Exception as exc:  # a file in a read-only folder, a bad URL
+        return Check("database", Verdict.fail, f"{type(exc).__name__}: {exc}")
+    state = "up to date" if revision == head_revision() else f"at {revision}, head is {head_revision()}"
+    return Check("database", Verdict.ok, f"{safe_url(settings.database_url)} (schema {state})")
+
+
+def check_broker(settings: Settings) -> Check:
+    if not settings.broker_url:
+        return Check("broker", Verdict.ok, "none configured: `miner crawl` mines in this process")
+    from kombu import Connection
+
+    try:
+        with Connection(settings.broker_url, connect_timeout=3) as connection:
+            connection.ensure_connection(max_retries=1)
+    except Exception as exc:
+        return Check("broker", Verdict.fail,
+                     f"cannot reach the broker ({type(exc).__name__}); start Redis or unset MINER_BROKER_URL")
+    return Check("broker", Verdict.ok, "reachable; start workers with `celery -A workers worker`")
+
+
+def check_github(settings: Settings) -> Check:
+    if settings.github.all_tokens():
+        return Check("github token", Verdict.ok, "configured (5,000 requests an hour, 30 searches a minute)")
+    return Check("github token", Verdict.warn,
+                 "none: crawls work but GitHub allows 60 requests an hour; set MINER_GITHUB__TOKEN")
+
+
+def check_work_dir(settings: Settings) -> Check:
+    folder = Path(settings.work_dir or tempfile.gettempdir())
+    try:
+        with tempfile.TemporaryDirectory(dir=folder):
+            pass
+    except OSError as exc:
+        return Check("work dir", Verdict.fail, f"cannot create temporary clones in {folder}: {exc}")
+    free_gb = shutil.disk_usage(folder).free / 1e9
+    verdict = Verdict.ok if free_gb >= 2 else Verdict.warn
+    return Check("work dir", verdict, f"{folder}: {free_gb:.1f} GB free")
+
+
+def run_checks(settings: Settings) -> list[Check]:
+    return [check_config(), check_git(), check_database(settings), check_broker(settings),
+            check_github(settings), check_work_dir(settings)]
