@@ -144,6 +144,43 @@ def _indent_width(line: str) -> int:
 class _LineShape:
     starts_statement: bool   # not inside brackets, a string, or after a backslash
     code_tail: str           # last non-blank character outside strings and comments ("" if none)
+    magic: bool = False      # a line magic or shell escape, or a backslash continuation of one
+
+
+def _scan(line: str, depth: int, quote: str | None) -> tuple[int, str | None, str]:
+    """Bracket depth, open string and last code character after one physical line."""
+    tail = ""
+    i, n = 0, len(line)
+    while i < n:
+        ch = line[i]
+        if quote is not None:
+            if ch == "\\":
+                i += 2
+                continue
+            if line.startswith(quote, i):
+                i += len(quote)
+                quote = None
+                tail = "'"
+                continue
+            i += 1
+            continue
+        if ch == "#":
+            break
+        if ch in "\"'":
+            triple = line[i:i + 3]
+            quote = triple if triple in ('"""', "'''") else ch
+            i += len(quote)
+            continue
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth = max(0, depth - 1)
+        if not ch.isspace():
+            tail = ch
+        i += 1
+    if quote is not None and len(quote) == 1:
+        quote = None  # an unterminated one-quote string ends with its line
+    return depth, quote, tail
 
 
 def _line_shapes(cell: str) -> list[_LineShape]:
@@ -151,56 +188,33 @@ def _line_shapes(cell: str) -> list[_LineShape]:
 
     Lines inside brackets (`!= score)`), inside triple-quoted strings (`%d items`) or after a
     backslash continue a statement and so cannot be IPython syntax; `# why?` is a comment, not
-    a help request. The scanner is deliberately lenient: it only has to find those cases.
+    a help request. A magic line is not scanned (`!echo :(` opens no bracket) and takes its
+    backslash continuations with it, as IPython does. Deliberately lenient: it only has to
+    find those cases.
     """
     shapes: list[_LineShape] = []
     depth = 0
     quote: str | None = None
     continued = False
+    in_magic = False
     for line in cell.split("\n"):
+        if in_magic:
+            shapes.append(_LineShape(False, "", magic=True))
+            in_magic = line.rstrip().endswith("\\")
+            continue
         starts = depth == 0 and quote is None and not continued
-        tail = ""
-        i, n = 0, len(line)
-        while i < n:
-            ch = line[i]
-            if quote is not None:
-                if ch == "\\":
-                    i += 2
-                    continue
-                if line.startswith(quote, i):
-                    i += len(quote)
-                    quote = None
-                    tail = "'"
-                    continue
-                i += 1
-                continue
-            if ch == "#":
-                break
-            if ch in "\"'":
-                triple = line[i:i + 3]
-                quote = triple if triple in ('"""', "'''") else ch
-                i += len(quote)
-                continue
-            if ch in "([{":
-                depth += 1
-            elif ch in ")]}":
-                depth = max(0, depth - 1)
-            if not ch.isspace():
-                tail = ch
-            i += 1
-        if quote is not None and len(quote) == 1:
-            quote = None  # an unterminated one-quote string ends with its line
+        if starts and _MAGIC_LINE.match(line) and not line.lstrip().startswith("!="):
+            shapes.append(_LineShape(True, "", magic=True))
+            in_magic = line.rstrip().endswith("\\")
+            continue
+        depth, quote, tail = _scan(line, depth, quote)
         continued = line.rstrip().endswith("\\") and quote is None
         shapes.append(_LineShape(starts, tail))
     return shapes
 
 
 def _is_ipython_line(line: str, shape: _LineShape) -> bool:
-    if not shape.starts_statement:
-        return False
-    if _MAGIC_LINE.match(line):
-        return not line.lstrip().startswith("!=")
-    return shape.code_tail == "?"
+    return shape.magic or (shape.starts_statement and shape.code_tail == "?")
 
 
 def strip_ipython(cell: str) -> str:

@@ -35,7 +35,7 @@ class FileAnalysis:
 def _parser_message(exc: Exception) -> str:
     if isinstance(exc, cst.ParserSyntaxError):
         first = str(exc.message).strip().splitlines()[0] if exc.message else "syntax error"
-        return f"SyntaxError: {first} (line {exc.raw_line}, column {exc.raw_column})"
+        return f"SyntaxError: {first} (line {exc.editor_line}, column {exc.editor_column})"
     if isinstance(exc, RecursionError):
         return "RecursionError: nesting too deep to analyse"
     return f"{type(exc).__name__}: {exc}".strip()
@@ -52,7 +52,8 @@ class Detector:
 
     def __init__(self, rules: Rules) -> None:
         self.rules = rules
-        self._star_apis = frozenset(rules.apis)
+        # `from mlflow import *` makes the fluent apis and the client class callable by bare name.
+        self._star_apis = frozenset(rules.apis) | {name.rsplit(".", 1)[1] for name in rules.client_classes}
 
     def needs_parse(self, source: SourceFile) -> bool:
         """The prefilter: every import form of the spec names the namespace, so no mention, no call."""
@@ -73,9 +74,10 @@ class Detector:
         bindings = Bindings(self.rules.namespaces)
         for _, part in gathered:
             for node in part.imports:
-                bindings.add_import(node)
-            for node in part.import_froms:
-                bindings.add_import_from(node)
+                if isinstance(node, cst.ImportFrom):
+                    bindings.add_import_from(node)
+                else:
+                    bindings.add_import(node)
         clients = self._client_chains(gathered, bindings)
         findings = [
             finding

@@ -35,7 +35,7 @@ class Bindings:
 
     namespaces: tuple[str, ...]
     names: dict[str, str] = field(default_factory=dict)
-    star_modules: set[str] = field(default_factory=set)
+    star_modules: list[str] = field(default_factory=list)  # in source order: the later wins
 
     def _in_namespace(self, qualified: str) -> bool:
         head = qualified.split(".", 1)[0]
@@ -63,7 +63,7 @@ class Bindings:
             return  # relative imports never resolve to the tracker
         module = module_name(node.module)
         if isinstance(node.names, cst.ImportStar):
-            self.star_modules.add(module)
+            self.star_modules.append(module)
             return
         for alias in node.names:
             imported = module_name(alias.name)
@@ -79,7 +79,7 @@ class Bindings:
         if bound is not None:
             return f"{bound}.{rest}" if rest else bound
         if not rest and head in star_apis:
-            for module in self.star_modules:
+            for module in reversed(self.star_modules):
                 if self._in_namespace(module):
                     return f"{module}.{head}"
         return None

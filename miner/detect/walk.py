@@ -26,8 +26,7 @@ class CallSite:
 class Gathered:
     """What one module (a file or a notebook cell) holds that detection cares about."""
 
-    imports: list[cst.Import] = field(default_factory=list)
-    import_froms: list[cst.ImportFrom] = field(default_factory=list)
+    imports: list[cst.Import | cst.ImportFrom] = field(default_factory=list)  # in source order
     assignments: list[tuple[list[cst.BaseExpression], cst.Call]] = field(default_factory=list)
     calls: list[CallSite] = field(default_factory=list)
 
@@ -71,12 +70,16 @@ class _GatheringState(CodegenState):
         elif kind is cst.Import:
             self.gathered.imports.append(node)  # type: ignore[arg-type]
         elif kind is cst.ImportFrom:
-            self.gathered.import_froms.append(node)  # type: ignore[arg-type]
+            self.gathered.imports.append(node)  # type: ignore[arg-type]
         elif kind is cst.Assign:
             value = node.value  # type: ignore[attr-defined]
             if type(value) is cst.Call:
                 targets = [t.target for t in node.targets]  # type: ignore[attr-defined]
                 self.gathered.assignments.append((targets, value))
+        elif kind is cst.NamedExpr:
+            value = node.value  # type: ignore[attr-defined]
+            if type(value) is cst.Call:
+                self.gathered.assignments.append(([node.target], value))  # type: ignore[attr-defined]
         elif kind is cst.AnnAssign:
             value = node.value  # type: ignore[attr-defined]
             if type(value) is cst.Call:
