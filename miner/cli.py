@@ -183,6 +183,12 @@ def _mine_corpus_entry(entry: dict, repos_root: Path, settings: Settings) -> Min
                        limits=settings.limits, rev=entry["commit"])
 
 
+def _git_dir_bytes(git_dir: Path | None) -> int:
+    if git_dir is None:
+        return 0
+    return sum(f.stat().st_size for f in (git_dir / "objects").rglob("*") if f.is_file())
+
+
 @app.command(name="eval")
 def evaluate(
     corpus: Annotated[Path, typer.Argument(help="Labelled corpus (shared/eval/corpus-dev.json format).")],
@@ -202,9 +208,11 @@ def evaluate(
     report = EvalReport()
     job = partial(_mine_corpus_entry, repos_root=repos_root, settings=settings)
     by_repo: dict[str, MiningResult | None] = {}
+    # Largest repositories first, so that no big one is left running alone at the end.
+    ordered = sorted(entries, key=lambda e: -_git_dir_bytes(find_git_dir(repos_root, e["repo"])))
     with _progress() as progress:
         task = progress.add_task("evaluating", total=len(entries))
-        for entry, result in run_parallel(job, entries, workers or settings.workers):
+        for entry, result in run_parallel(job, ordered, workers or settings.workers):
             by_repo[entry["repo"]] = result
             progress.advance(task)
     for entry in entries:  # score in corpus order so the report is reproducible
@@ -241,6 +249,7 @@ def crawl(
     limit: Annotated[Optional[int], typer.Option(help="Stop after this many repositories.")] = None,
     wait: Annotated[bool, typer.Option("--wait/--no-wait", help="With a broker: follow the crawl until every task is stored.")] = False,
     workers: Annotated[Optional[int], typer.Option(help="Processes mining in parallel when no broker is configured.")] = None,
+    format: FormatOption = Format.table,
 ) -> None:
     """Enumerate topic repositories and mine every one whose default branch changed since its last run.
 
@@ -267,43 +276,53 @@ def crawl(
         f"crawl {plan.crawl_id}: {plan.found} repositories found, {len(plan.to_mine)} to mine, "
         f"{plan.skipped_unchanged} unchanged"
     )
-    if settings.broker_url:
-        from workers.tasks import mine_repo
+    try:
+        if settings.broker_url:
+            from kombu.exceptions import OperationalError as BrokerUnavailable
 
-        for repository_id in plan.to_mine:
-            mine_repo.delay(repository_id, plan.crawl_id)
-        console.print(f"enqueued {len(plan.to_mine)} tasks on the broker")
-        if wait:
-            _follow_crawl(settings, plan.crawl_id, len(plan.to_mine))
-    else:
-        job = partial(mine_repository, crawl_id=plan.crawl_id, settings=settings)
-        with _progress() as progress:
-            task = progress.add_task("mining", total=len(plan.to_mine))
-            for _repository_id, _status in run_parallel(job, plan.to_mine, workers or settings.workers):
-                progress.advance(task)
-    _print_crawls(settings, Format.table, only=plan.crawl_id)
+            from workers.tasks import enqueue_plan
+
+            try:
+                sent = enqueue_plan(plan)
+            except BrokerUnavailable as exc:
+                _fail(f"broker unavailable: {exc}")
+                return
+            console.print(f"enqueued {sent} tasks on the broker")
+            if wait:
+                _follow_crawl(settings, plan.crawl_id, len(plan.to_mine))
+        else:
+            job = partial(mine_repository, crawl_id=plan.crawl_id, settings=settings)
+            with _progress() as progress:
+                task = progress.add_task("mining", total=len(plan.to_mine))
+                for _repository_id, _status in run_parallel(job, plan.to_mine, workers or settings.workers):
+                    progress.advance(task)
+        _print_crawls(settings, format, only=plan.crawl_id)
+    except DatabaseUnavailable as exc:
+        _fail(str(exc))
 
 
-def _follow_crawl(settings: Settings, crawl_id: int, expected: int) -> None:
+def _follow_crawl(settings: Settings, crawl_id: int, expected: int, poll_s: float = 1.0) -> None:
+    """Progress read from the database, until the crawl is closed (its last run stored)."""
     import time
 
+    from schema.crawls import crawl_rows
     from schema.db import open_session
-    from schema.crawls import crawl_progress
 
     with _progress() as progress:
         task = progress.add_task(f"crawl {crawl_id}", total=expected)
         while True:
             with open_session(settings) as session:
-                done = crawl_progress(session=session, crawl_id=crawl_id)["runs_done"]
-            progress.update(task, completed=done)
-            if done >= expected:
+                row = crawl_rows(session=session, crawl_id=crawl_id)[0]
+            progress.update(task, completed=row["runs_done"],
+                            description=f"crawl {crawl_id}: {row['runs_ok']} ok, {row['runs_failed']} failed")
+            if row["status"] != "running" or row["runs_done"] >= expected:
                 return
-            time.sleep(1.0)
+            time.sleep(poll_s)
 
 
 def _print_crawls(settings: Settings, format: Format, only: int | None = None) -> None:
-    from schema.db import open_session
     from schema.crawls import crawl_rows
+    from schema.db import open_session
 
     with open_session(settings) as session:
         rows = crawl_rows(session=session, crawl_id=only)

@@ -12,7 +12,7 @@ from miner.domain import FileKind, FileResult, FileStatus, Finding, MiningResult
 from miner.gitread import CommitReader, RevisionNotFound, TreeEntry
 from miner.sandbox import ParserSandbox
 from miner.settings import LimitSettings
-from miner.sources import SourceError, SourceFile, is_vendored, load_source, source_kind
+from miner.sources import SourceError, SourceFile, is_lfs_pointer, is_vendored, load_source, source_kind
 
 
 def _now() -> datetime:
@@ -51,6 +51,8 @@ def analyse_entry(
         data = reader.read(entry.sha)
     except ValueError:
         return _skipped(entry, kind, f"blob {entry.sha} missing from the object store"), []
+    if is_lfs_pointer(data):
+        return _skipped(entry, kind, "Git LFS pointer (the file's content is not in git)", size), []
     try:
         source = load_source(entry.path, data)
     except SourceError as exc:
@@ -94,7 +96,7 @@ def mine_commit(
             full_name, None, RunStatus.clone_failed, started, _now(), error=f"{type(exc).__name__}: {exc}"
         )
     detector = Detector(rules)
-    with reader, ParserSandbox(detector, limits.parse_timeout_s) as sandbox:
+    with reader, ParserSandbox(detector, limits.parse_timeout_s, limits.parse_memory_mb) as sandbox:
         result = MiningResult(full_name, reader.sha, RunStatus.ok, started, started)
         try:
             for entry in reader.entries():

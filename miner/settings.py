@@ -41,10 +41,12 @@ class LimitSettings(BaseModel):
 
     max_repo_size_kb: int = 1_000_000
     clone_timeout_s: int = 600
+    max_clone_bytes: int = 1_000_000_000  # a clone folder growing past this is killed: too_large
     mine_timeout_s: int = 1800
     max_file_bytes: int = 5_000_000
     max_notebook_bytes: int = 20_000_000
     parse_timeout_s: float = 30.0
+    parse_memory_mb: int = 2048   # address space the parser child may add; 0 for no cap
 
 
 class ScheduleSettings(BaseModel):
@@ -65,6 +67,9 @@ class Settings(BaseSettings):
 
     database_url: str = "sqlite:///miner.db"
     broker_url: str | None = None
+    # Redis re-delivers a task whose worker died unacknowledged after this long (default: the
+    # mine time limit plus five minutes, so a slow task is never handed out twice).
+    broker_visibility_timeout_s: int | None = None
     topics: list[str] = Field(default_factory=lambda: ["mlflow-projects"])
     rules: str = "mlflow"
     workers: int = Field(default_factory=lambda: max(1, os.cpu_count() or 1))

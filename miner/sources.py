@@ -7,6 +7,7 @@ back to the cell and the line a reader sees.
 
 from __future__ import annotations
 
+import codecs
 import io
 import json
 import re
@@ -43,6 +44,15 @@ class SourceFile:
         return any(word in cell for cell in self.cells)
 
 
+_WIDE_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE, codecs.BOM_UTF32_BE)
+_LFS_POINTER_PREFIXES = (b"version https://git-lfs.github.com/spec/", b"version https://hawser.github.com/spec/")
+
+
+def is_lfs_pointer(data: bytes) -> bool:
+    """A Git LFS pointer stands in for a file kept outside git: the source itself is not here."""
+    return len(data) < 1024 and data.startswith(_LFS_POINTER_PREFIXES) and b"\noid sha256:" in data
+
+
 def is_vendored(path: str) -> bool:
     """Paths inside site-packages, node_modules, ... are not the project's own code."""
     return any(part in VENDORED_FOLDERS for part in path.split("/")[:-1])
@@ -58,6 +68,8 @@ def source_kind(path: str) -> Literal["py", "ipynb"] | None:
 
 def decode_python(data: bytes) -> str:
     """Decode a .py file as Python would (BOM, PEP 263 cookie, else UTF-8); strict."""
+    if data.startswith(_WIDE_BOMS):
+        raise SourceError("UTF-16/UTF-32 text (byte order mark): Python reads source only in ASCII-compatible encodings")
     if b"\x00" in data:
         raise SourceError("source contains NUL bytes")
     try:
@@ -66,7 +78,7 @@ def decode_python(data: bytes) -> str:
         raise SourceError(f"bad encoding declaration: {exc}") from None
     try:
         text = data.decode(encoding)
-    except (UnicodeDecodeError, LookupError) as exc:
+    except (ValueError, LookupError) as exc:  # UnicodeError too: `# coding: punycode` raises it
         raise SourceError(f"not decodable as {encoding}: {exc}") from None
     if text.startswith("\ufeff"):
         text = text[1:]
@@ -120,7 +132,7 @@ def notebook_file(path: str, data: bytes) -> SourceFile:
         raise SourceError(f"notebook: not UTF-8: {exc}") from None
     try:
         document = json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:  # ValueError too: integers over 4,300 digits
         raise SourceError(f"notebook: {type(exc).__name__}: {exc}") from None
     cells = notebook_cells(document)
     language = notebook_language(document)  # type: ignore[arg-type]

@@ -72,11 +72,17 @@ def materialise(target: Target, settings: Settings, rev: str | None = None) -> I
         yield target.local_path
         return
     assert target.clone_url is not None
+    if settings.work_dir:
+        Path(settings.work_dir).mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="miner-", dir=settings.work_dir))
     try:
         yield clone_repository(target.clone_url, workdir / "repo.git", settings.limits, rev=rev)
     finally:
+        # git may still hold files for a moment after its group was killed: retry once, then
+        # give up quietly rather than fail the run over a temporary folder
         shutil.rmtree(workdir, ignore_errors=True)
+        if workdir.exists():
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 __all__ = ["CloneError", "Target", "materialise", "name_from_url", "parse_target"]

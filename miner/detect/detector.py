@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import re
+
 import libcst as cst
 
 from miner.detect.names import Bindings, dotted_name
@@ -52,12 +54,23 @@ class Detector:
 
     def __init__(self, rules: Rules) -> None:
         self.rules = rules
+        self._import_pattern = re.compile("|".join(
+            rf"\bfrom(?:\s|\\\r?\n)+{re.escape(ns)}\b|\bimport(?=\s|\\)(?:[^\n]|\\\r?\n)*\b{re.escape(ns)}\b"
+            for ns in rules.namespaces
+        ))
         # `from mlflow import *` makes the fluent apis and the client class callable by bare name.
         self._star_apis = frozenset(rules.apis) | {name.rsplit(".", 1)[1] for name in rules.client_classes}
 
     def needs_parse(self, source: SourceFile) -> bool:
-        """The prefilter: every import form of the spec names the namespace, so no mention, no call."""
-        return any(source.mentions(ns) for ns in self.rules.namespaces)
+        """The prefilter: a name binds to the namespace only through an import statement naming it.
+
+        First a substring test (most files never say `mlflow`), then a regex for `from mlflow`
+        or `import ... mlflow` on one logical line, which every binding form of the spec needs.
+        It may let through text in strings or comments (a wasted parse), never a real import.
+        """
+        if not any(source.mentions(ns) for ns in self.rules.namespaces):
+            return False
+        return any(self._import_pattern.search(cell) for cell in source.cells)
 
     def analyse(self, source: SourceFile) -> FileAnalysis:
         if not self.needs_parse(source):
