@@ -64,12 +64,15 @@ def check_broker(settings: Settings) -> Check:
         return Check("broker", Verdict.ok, "none configured: `miner crawl` mines in this process")
     from kombu import Connection
 
+    connection = Connection(settings.broker_url, connect_timeout=3)
+    shown = connection.as_uri()  # kombu masks the password
     try:
-        with Connection(settings.broker_url, connect_timeout=3) as connection:
-            connection.ensure_connection(max_retries=1)
+        connection.ensure_connection(max_retries=0)
     except Exception as exc:
         return Check("broker", Verdict.fail,
-                     f"cannot reach the broker ({type(exc).__name__}); start Redis or unset MINER_BROKER_URL")
+                     f"cannot reach the broker at {shown} ({exc}); start Redis or unset MINER_BROKER_URL")
+    finally:
+        connection.release()
     return Check("broker", Verdict.ok, "reachable; start workers with `celery -A workers worker`")
 
 

@@ -12,7 +12,7 @@ from miner.domain import FileKind, FileResult, FileStatus, Finding, MiningResult
 from miner.gitread import CommitReader, RevisionNotFound, TreeEntry
 from miner.sandbox import ParserSandbox
 from miner.settings import LimitSettings
-from miner.sources import SourceError, SourceFile, is_lfs_pointer, is_vendored, load_source, source_kind
+from miner.sources import NotPythonSource, SourceError, SourceFile, is_lfs_pointer, is_vendored, load_source, source_kind
 
 
 def _now() -> datetime:
@@ -55,6 +55,8 @@ def analyse_entry(
         return _skipped(entry, kind, "Git LFS pointer (the file's content is not in git)", size), []
     try:
         source = load_source(entry.path, data)
+    except NotPythonSource as exc:
+        return _skipped(entry, kind, str(exc), size), []
     except SourceError as exc:
         return FileResult(entry.path, kind, FileStatus.unparsable, error=str(exc), size_bytes=size), []
     analysis = analyse(source)

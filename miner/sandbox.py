@@ -12,6 +12,7 @@ from __future__ import annotations
 import multiprocessing
 import resource
 import signal
+import sys
 from multiprocessing.connection import Connection
 
 import libcst as cst
@@ -48,6 +49,9 @@ def _serve(connection: Connection, detector: Detector, memory_mb: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when this child ends
     _trust_parser_output()
     _limit_memory(memory_mb)
+    # Long `a + b + ...` chains are deep trees; Python accepts thousands of terms, so the walk
+    # must too. Deeper still can overflow the C stack: this child dies and the file is recorded.
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 20_000))
     while True:
         try:
             source = connection.recv()

@@ -26,6 +26,10 @@ class SourceError(ValueError):
     """A file we cannot turn into code: not decodable, not a notebook, ..."""
 
 
+class NotPythonSource(SourceError):
+    """A well-formed file whose code is not Python (a notebook on an R kernel): not ours to parse."""
+
+
 @dataclass(frozen=True)
 class SourceFile:
     """A .py file (one cell) or a whole notebook (its code cells, IPython syntax removed)."""
@@ -101,14 +105,14 @@ def notebook_cells(document: object) -> list[dict]:
     if not isinstance(document, dict):
         raise SourceError("notebook: top level is not a JSON object")
     if isinstance(document.get("cells"), list):
-        return [cell for cell in document["cells"] if isinstance(cell, dict)]
+        # An entry that is not an object is no cell we can read, but it holds its place in the list.
+        return [cell if isinstance(cell, dict) else {} for cell in document["cells"]]
     if isinstance(document.get("worksheets"), list):
         return [
-            cell
+            cell if isinstance(cell, dict) else {}
             for sheet in document["worksheets"]
             if isinstance(sheet, dict) and isinstance(sheet.get("cells"), list)
             for cell in sheet["cells"]
-            if isinstance(cell, dict)
         ]
     raise SourceError("notebook: no cells (neither nbformat 4 `cells` nor nbformat 3 `worksheets`)")
 
@@ -137,7 +141,7 @@ def notebook_file(path: str, data: bytes) -> SourceFile:
     cells = notebook_cells(document)
     language = notebook_language(document)  # type: ignore[arg-type]
     if language is not None and language != "python":
-        raise SourceError(f"notebook: kernel language is {language}, not python")
+        raise NotPythonSource(f"notebook: kernel language is {language}, not python")
     sources: list[str] = []
     indices: list[int | None] = []
     for index, cell in enumerate(cells):

@@ -283,7 +283,7 @@ def test_non_python_kernel_is_recorded_not_analysed(tmp_path: Path) -> None:
     )
     result = mine_notebook(tmp_path, r_notebook, path="analysis_r.ipynb")
     outcome = file_result(result, "analysis_r.ipynb")
-    assert outcome.status is FileStatus.unparsable
+    assert outcome.status is FileStatus.skipped
     assert outcome.error is not None and "language" in outcome.error and "python" in outcome.error
     assert result.findings == []
 
