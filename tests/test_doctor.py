@@ -143,7 +143,11 @@ def test_unreachable_broker_fails_in_plain_words_without_the_password(tmp_path: 
     outcome = doctor(env)
     assert outcome.exit_code == 1
     checks = rows_of(outcome)
-    assert checks["broker"] == ("fail", "cannot reach the broker (OperationalError); start Redis or unset MINER_BROKER_URL")
+    assert checks["broker"] == (
+        "fail",
+        f"cannot reach the broker at redis://:**@127.0.0.1:{port}/0 (Error 111 connecting to 127.0.0.1:{port}. "
+        "Connection refused.); start Redis or unset MINER_BROKER_URL",
+    )
     assert checks["database"][0] == "ok"
     assert PASSWORD not in outcome.output
 
