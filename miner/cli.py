@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 from collections import Counter
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -16,11 +19,13 @@ from miner.detect.rules import load_rules
 from miner.domain import MiningResult, RunStatus
 from miner.jobs import store_result
 from miner.evaluation import EvalReport, api_table, find_git_dir, score_repository
+from miner.export import ExportFormat
 from miner.mining import mine_target, run_parallel
 from miner.output import Format, console, render_document, render_rows
 from miner.pipeline import mine_commit
 from miner.settings import Settings, load_settings
 from miner.targets import Target, parse_target
+from schema.filters import Filters, parse_since
 
 app = typer.Typer(
     help="Mine GitHub repositories for how they use the MLflow tracking API.",
@@ -112,8 +117,66 @@ def mine(
         raise typer.Exit(code=1)
 
 
+# --------------------------------------------------------------------------- query filters
+
+def with_filters(command: Callable[..., None]) -> Callable[..., None]:
+    """Give a query command the shared filter options, handed to it as one `filters: Filters`.
+
+    --topic, --min-stars, --exclude-forks, --exclude-archived, --crawl ID, --since DATE: the
+    same set for stats, findings, repos and export (and the same names as the API's).
+    """
+    signature = inspect.signature(command, eval_str=True)
+    own = [p for p in signature.parameters.values() if p.name != "filters"]
+    added = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default)
+        for name, annotation, default in _FILTER_OPTIONS
+    ]
+
+    @functools.wraps(command)
+    def run(*args: Any, topic: str | None, min_stars: int | None, exclude_forks: bool,
+            exclude_archived: bool, crawl: int | None, since: str | None, **kwargs: Any) -> None:
+        try:
+            since_at = parse_since(since) if since is not None else None
+        except ValueError as exc:
+            _query_error(f"--since: {exc}")
+            return
+        filters = Filters(topic=topic, min_stars=min_stars, exclude_forks=exclude_forks,
+                          exclude_archived=exclude_archived, crawl_id=crawl, since=since_at)
+        command(*args, filters=filters, **kwargs)
+
+    run.__signature__ = signature.replace(parameters=[*own, *added])  # type: ignore[attr-defined]
+    return run
+
+
+_FILTER_OPTIONS: list[tuple[str, Any, Any]] = [
+    ("topic", Annotated[Optional[str], typer.Option(help="Only repositories with this GitHub topic.", rich_help_panel="Filters")], None),
+    ("min_stars", Annotated[Optional[int], typer.Option(min=0, help="Only repositories with at least this many stars.", rich_help_panel="Filters")], None),
+    ("exclude_forks", Annotated[bool, typer.Option("--exclude-forks", help="Leave forks out.", rich_help_panel="Filters")], False),
+    ("exclude_archived", Annotated[bool, typer.Option("--exclude-archived", help="Leave archived repositories out.", rich_help_panel="Filters")], False),
+    ("crawl", Annotated[Optional[int], typer.Option("--crawl", metavar="ID", help="The latest successful run within this crawl (default: overall).", rich_help_panel="Filters")], None),
+    ("since", Annotated[Optional[str], typer.Option(metavar="DATE", help="Only runs finished at or after this ISO date or datetime (UTC unless an offset is given).", rich_help_panel="Filters")], None),
+]
+
+
+def _query_error(message: str) -> None:
+    """One line on stderr however long (it may list every valid name), user text unstyled."""
+    from rich.markup import escape
+
+    console.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
+    raise typer.Exit(code=1)
+
+
+def _check_crawl(session: Any, filters: Filters) -> None:
+    """--crawl names an existing crawl; a typo should not look like an empty result."""
+    from schema.models import Crawl
+
+    if filters.crawl_id is not None and session.get(Crawl, filters.crawl_id) is None:
+        _query_error(f"--crawl: no crawl with id {filters.crawl_id} (see `miner crawls`)")
+
+
 @app.command()
-def stats(format: FormatOption = Format.table) -> None:
+@with_filters
+def stats(format: FormatOption = Format.table, *, filters: Filters) -> None:
     """Usage statistics over the latest successful run of each repository."""
     from schema.db import DatabaseUnavailable, open_session
     from miner.stats import compute_stats
@@ -122,7 +185,8 @@ def stats(format: FormatOption = Format.table) -> None:
     rules = load_rules(settings.rules)
     try:
         with open_session(settings) as session:
-            document = compute_stats(session=session, rules=rules)
+            _check_crawl(session, filters)
+            document = compute_stats(session=session, rules=rules, filters=filters)
     except DatabaseUnavailable as exc:
         _fail(str(exc))
         return
@@ -156,10 +220,14 @@ def _flatten(mapping: dict, prefix: str = "") -> dict:
 
 
 @app.command()
+@with_filters
 def findings(
     repo: Annotated[Optional[str], typer.Option(help="Only this OWNER/NAME.")] = None,
     api: Annotated[Optional[str], typer.Option(help="Only this api (e.g. log_param).")] = None,
+    limit: Annotated[Optional[int], typer.Option(min=1, help="At most this many rows.")] = None,
     format: FormatOption = Format.table,
+    *,
+    filters: Filters,
 ) -> None:
     """Every finding of the latest successful run of each repository."""
     from schema.db import DatabaseUnavailable, open_session
@@ -168,11 +236,74 @@ def findings(
     settings = _settings()
     try:
         with open_session(settings) as session:
-            rows = finding_rows(session=session, repo=repo, api=api)
+            _check_crawl(session, filters)
+            rows = finding_rows(session=session, repo=repo, api=api, filters=filters, limit=limit)
     except DatabaseUnavailable as exc:
         _fail(str(exc))
         return
     render_rows(rows, format, title="findings")
+
+
+@app.command()
+@with_filters
+def repos(
+    uses: Annotated[Optional[list[str]], typer.Option("--uses", metavar="API|CATEGORY", help="Only repositories using this api or category (repeatable: all of them).")] = None,
+    not_uses: Annotated[Optional[list[str]], typer.Option("--not-uses", metavar="API|CATEGORY", help="Only repositories using none of these (repeatable).")] = None,
+    limit: Annotated[Optional[int], typer.Option(min=1, help="At most this many rows.")] = None,
+    format: FormatOption = Format.table,
+    *,
+    filters: Filters,
+) -> None:
+    """Repositories with their usage profile: one column per category, counting calls."""
+    from schema.db import DatabaseUnavailable, open_session
+    from miner.stats import repository_rows
+
+    settings = _settings()
+    rules = load_rules(settings.rules)
+    try:
+        with open_session(settings) as session:
+            _check_crawl(session, filters)
+            rows = repository_rows(session=session, rules=rules, filters=filters,
+                                   uses=uses or [], not_uses=not_uses or [], limit=limit)
+    except ValueError as exc:   # an unknown api or category: the message lists the valid ones
+        _query_error(str(exc))
+        return
+    except DatabaseUnavailable as exc:
+        _fail(str(exc))
+        return
+    if format is Format.table:
+        for row in rows:
+            row["commit"] = (row["commit"] or "")[:12]
+    render_rows(rows, format, title="repositories")
+
+
+@app.command()
+@with_filters
+def export(
+    format: Annotated[ExportFormat, typer.Option("--format", "-f", help="File format of the tables.")] = ExportFormat.parquet,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write into (created if missing).")] = Path("export"),
+    *,
+    filters: Filters,
+) -> None:
+    """Write repositories, runs, file results, findings, stats.json and a dataset.json card to DIR."""
+    from miner.export import write_export
+    from schema.db import DatabaseUnavailable, open_session, safe_url
+
+    settings = _settings()
+    rules = load_rules(settings.rules)
+    try:
+        with open_session(settings) as session, console.status(f"exporting to {out}"):
+            _check_crawl(session, filters)
+            card = write_export(session=session, rules=rules, out_dir=out, fmt=format,
+                                filters=filters, database=safe_url(settings.database_url))
+    except DatabaseUnavailable as exc:
+        _fail(str(exc))
+        return
+    except OSError as exc:
+        _fail(f"cannot write the export to {out}: {exc}")
+        return
+    counts = ", ".join(f"{name} {table['rows']}" for name, table in card["tables"].items())
+    console.print(f"exported to {out}: {counts}")
 
 
 def _mine_corpus_entry(entry: dict, repos_root: Path, settings: Settings) -> MiningResult | None:
@@ -283,8 +414,15 @@ def crawl(
             from workers.tasks import enqueue_plan
 
             try:
-                sent = enqueue_plan(plan)
+                sent = enqueue_plan(plan, settings.broker_url)
             except BrokerUnavailable as exc:
+                from schema.db import open_session
+                from schema.models import CrawlStatus
+                from schema.store import finish_crawl
+
+                with open_session(settings) as session:   # not left "running" forever
+                    finish_crawl(session=session, crawl=plan.crawl_id, status=CrawlStatus.failed,
+                                 error=f"broker unavailable: {exc}")
                 _fail(f"broker unavailable: {exc}")
                 return
             console.print(f"enqueued {sent} tasks on the broker")
@@ -352,11 +490,79 @@ def doctor(format: FormatOption = Format.table) -> None:
         raise typer.Exit(code=1)
 
 
+db_app = typer.Typer(help="Results database maintenance.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the Alembic migrations to the configured database (idempotent)."""
+    from schema.db import DatabaseUnavailable, current_revision, safe_url, upgrade
+
+    settings = _settings()
+    try:
+        upgrade(settings.database_url)
+        revision = current_revision(settings.database_url)
+    except DatabaseUnavailable as exc:
+        _fail(str(exc))
+        return
+    console.print(f"{safe_url(settings.database_url)} is at schema revision {revision}")
+
+
 @app.command()
 def version() -> None:
     """Print the tool and rules versions."""
     settings = _settings()
     typer.echo(f"mlflow-miner {__version__}, rules {settings.rules} {load_rules(settings.rules).version}")
+
+
+@app.command()
+@with_filters
+def report(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for index.html, the chart PNGs and stats.json.")],
+    *,
+    filters: Filters,
+) -> None:
+    """Write a self-contained HTML report with charts (also as PNG files) and the failures."""
+    from miner.report import write_report
+    from schema.db import DatabaseUnavailable, open_session, safe_url
+
+    settings = _settings()
+    rules = load_rules(settings.rules)
+    try:
+        with open_session(settings) as session:
+            _check_crawl(session, filters)
+            files = write_report(session=session, rules=rules, out_dir=out, filters=filters,
+                                 database=safe_url(settings.database_url))
+    except DatabaseUnavailable as exc:
+        _fail(str(exc))
+        return
+    except OSError as exc:
+        _fail(f"cannot write the report to {out}: {exc}")
+        return
+    console.print(f"report written to {files.index} ({len(files.charts)} charts)")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
+) -> None:
+    """Serve the read-only API (OpenAPI at /docs) and the dashboard (/) with uvicorn."""
+    import uvicorn
+
+    from miner.api import create_app
+    from schema.db import DatabaseUnavailable, open_session
+
+    settings = _settings()
+    try:
+        with open_session(settings):   # migrate and fail now, in one line, not on the first request
+            pass
+    except DatabaseUnavailable as exc:
+        _fail(str(exc))
+        return
+    console.print(f"serving on http://{host}:{port}/ (API docs at /docs)")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
 
 
 if __name__ == "__main__":

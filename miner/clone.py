@@ -20,10 +20,12 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from miner.domain import RunStatus
+from miner.gitread import path_text
 from miner.settings import LimitSettings
 from miner.sources import is_vendored, source_kind
 
@@ -93,11 +95,18 @@ def folder_bytes(folder: Path) -> int:
     return total
 
 
-def _kill_group(process: subprocess.Popen[str]) -> None:
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL git's whole process group, then reap git (a helper that left the group and still
+    holds our pipes must not keep us waiting)."""
     try:
         os.killpg(process.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+    try:
+        process.communicate(timeout=5)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def run_git(
@@ -106,11 +115,13 @@ def run_git(
     *,
     cwd: Path | None = None,
     stdin_text: str | None = None,
-) -> subprocess.CompletedProcess[str]:
+    binary_stdout: bool = False,
+) -> subprocess.CompletedProcess:
     """Run git in its own process group; past the deadline or the byte limit the group dies.
 
     `subprocess.run(timeout=...)` would kill git alone and leave its helpers (remote-https,
-    upload-pack, index-pack) running and writing; killing the group ends them all.
+    upload-pack, index-pack) running and writing; killing the group ends them all. Output is
+    text (undecodable bytes replaced) unless `binary_stdout`: tree paths need not be UTF-8.
     """
     command = ["git"]
     for setting in _SAFE_CONFIG:
@@ -123,29 +134,32 @@ def run_git(
             stdin=subprocess.PIPE if stdin_text is not None else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            text=True,
             start_new_session=True,
         )
     except OSError as exc:
         raise CloneError(f"cannot run git: {exc}", RunStatus.error) from None
-    pending_input = stdin_text
+    pending_input = stdin_text.encode() if stdin_text is not None else None
     while True:
         remaining_s = budget.deadline - time.monotonic()
         if remaining_s <= 0:
             _kill_group(process)
-            process.communicate()
             raise CloneError(f"clone timed out after {budget.timeout_s:g} s", RunStatus.timeout)
         try:
             stdout, stderr = process.communicate(pending_input, timeout=min(POLL_INTERVAL_S, remaining_s))
             break
         except subprocess.TimeoutExpired:
             pending_input = None  # communicate() sends its input once, on the first call
-        _check_size(budget, on_excess=lambda: (_kill_group(process), process.communicate()))
+        _check_size(budget, on_excess=lambda: _kill_group(process))
     _check_size(budget)
-    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+    return subprocess.CompletedProcess(
+        process.args,
+        process.returncode,
+        stdout if binary_stdout else stdout.decode("utf-8", "replace"),
+        stderr.decode("utf-8", "replace"),
+    )
 
 
-def _check_size(budget: Budget, on_excess=None) -> None:  # noqa: ANN001
+def _check_size(budget: Budget, on_excess: Callable[[], None] | None = None) -> None:
     if budget.watch is None or budget.max_bytes is None:
         return
     size = folder_bytes(budget.watch)
@@ -157,7 +171,7 @@ def _check_size(budget: Budget, on_excess=None) -> None:  # noqa: ANN001
         )
 
 
-def _last_line(done: subprocess.CompletedProcess[str]) -> str:
+def _last_line(done: subprocess.CompletedProcess) -> str:
     lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
     return lines[-1] if lines else f"git exited {done.returncode}"
 
@@ -186,6 +200,8 @@ def clone_repository(
     `upload_pack` is the command the remote side runs (for file:// and ssh remotes only): the
     benchmark uses it to serve read-only repositories with filters allowed.
     """
+    if url.startswith("-"):
+        raise CloneError(f"refusing clone URL {url!r}: it would read as an option")
     budget = Budget.for_clone(limits, dest)
     url = _as_url(url)
     extra = ["--upload-pack", upload_pack] if upload_pack else []
@@ -252,17 +268,18 @@ def source_blob_ids(git_dir: Path, commit: str, budget: Budget) -> list[str]:
 
     Reads trees only (`ls-tree` without sizes), which a blob-less clone already holds.
     """
-    done = run_git(["ls-tree", "-r", "-z", "--full-tree", commit], budget, cwd=git_dir)
+    done = run_git(["ls-tree", "-r", "-z", "--full-tree", commit], budget, cwd=git_dir, binary_stdout=True)
     if done.returncode != 0:
         raise CloneError(f"cannot list the tree of {commit}: {_last_line(done)}", RunStatus.error)
     wanted: dict[str, None] = {}
-    for record in done.stdout.split("\0"):
+    for record in done.stdout.split(b"\0"):
         if not record:
             continue
-        meta, _, path = record.partition("\t")
-        mode, kind, oid = meta.split()
+        meta, _, raw_path = record.partition(b"\t")
+        mode, kind, oid = meta.decode("ascii").split()
         if kind != "blob" or mode == SYMLINK_MODE:
             continue
+        path = path_text(raw_path)   # the very text the pipeline will judge the path by
         if source_kind(path) is None or is_vendored(path):
             continue
         wanted[oid] = None

@@ -5,22 +5,36 @@ run, fluent or client (`client.log_metric` has api `log_metric`), has api A; it 
 only through an autolog call that does not disable it. Categories follow the api through the
 rules table; `client` is any client call and `other` any finding of category other.
 
-Every number comes from the database in a few statements: the findings of the latest runs are
-read through a covering index and folded to one row per (run, api); per-api and per-category
-figures are aggregated from those rows in SQL, and Python only shapes the answer.
+Every number comes from the database in a few statements over the per-(run, api) usage rows
+that `store.save_run` writes with the findings (RunUsage: a handful per repository instead of
+every finding): per-api and per-category figures are aggregated from those rows in SQL, and
+Python only shapes the answer. Every query takes the same `Filters` (schema.filters), applied
+in SQL by `store.latest_runs`.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import CTE, ColumnElement, case, func, literal, select, union_all
+from sqlalchemy import (
+    ColumnElement,
+    FromClause,
+    Select,
+    and_,
+    case,
+    func,
+    or_,
+    select,
+)
+from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
 from miner.detect.rules import Rules
-from miner.domain import Category, RunStatus
-from schema.models import Finding, MiningRun, Repository
+from miner.domain import Category, FileStatus, RunStatus
+from schema.filters import Filters, has_repository_conditions, merge_crawl, repository_conditions
+from schema.models import Crawl, FileResult, Finding, MiningRun, Repository, RunUsage
 from schema.store import latest_runs
 
 Z_95 = 1.959964   # two-sided 95 % normal quantile
@@ -39,31 +53,34 @@ def wilson_interval(successes: int, trials: int, z: float = Z_95) -> tuple[float
     return (max(0.0, centre - half_width), min(1.0, centre + half_width))
 
 
-def _usage_cte(crawl_id: int | None) -> CTE:
-    """Findings of the latest successful runs folded to one row per (run, api).
+# ------------------------------------------------------------------------------ building blocks
 
-    `used` is 0 when every call of the api in that run disables it (autolog(disable=True));
-    `client_calls` and `other_calls` carry what the `client` and `other` categories need.
-    The IN form walks the covering index ix_finding_run_usage run by run, so the grouping
-    streams on SQLite instead of sorting a million rows.
+def _usage_rows(condition: ColumnElement[bool], name: str = "usage") -> FromClause:
+    """The per-(run, api) usage rows (RunUsage, written by `save_run`) meeting `condition`.
+
+    Columns: run_id, api, calls, client_calls, other_calls and `used`, which is 0 when every
+    call of the api in that run disables it (autolog(disable=True)).
     """
-    latest_ids = latest_runs(crawl_id=crawl_id).with_only_columns(MiningRun.id)
     return (
         select(
-            Finding.mining_run_id.label("run_id"),
-            Finding.api,
-            func.count().label("calls"),
-            func.sum(case((Finding.via_client.is_(True), 1), else_=0)).label("client_calls"),
-            func.sum(case((Finding.category == Category.other, 1), else_=0)).label("other_calls"),
-            func.max(case((Finding.disabling.is_(True), 0), else_=1)).label("used"),
+            RunUsage.mining_run_id.label("run_id"),
+            RunUsage.api,
+            RunUsage.calls,
+            RunUsage.client_calls,
+            RunUsage.other_calls,
+            RunUsage.used,
         )
-        .where(Finding.mining_run_id.in_(latest_ids))
-        .group_by(Finding.mining_run_id, Finding.api)
-        .cte("usage")
+        .where(condition)
+        .subquery(name)
     )
 
 
-def _category_flags(usage: CTE, rules: Rules) -> dict[str, ColumnElement[Any]]:
+def _of_latest_runs(filters: Filters) -> ColumnElement[bool]:
+    """RunUsage rows of the latest successful runs under `filters`."""
+    return RunUsage.mining_run_id.in_(latest_runs(filters=filters).with_only_columns(MiningRun.id))
+
+
+def _category_flags(usage: FromClause, rules: Rules) -> dict[str, ColumnElement[Any]]:
     """Per (run, api) row: 1 where the row makes its repository use the category (or headline)."""
     flags: dict[str, ColumnElement[Any]] = {}
     for category in rules.categories:
@@ -78,6 +95,96 @@ def _category_flags(usage: CTE, rules: Rules) -> dict[str, ColumnElement[Any]]:
     flags[HEADLINE] = case((usage.c.api.in_(list(rules.headline_apis)), usage.c.used), else_=0)
     return flags
 
+
+def _category_calls(usage: FromClause, rules: Rules) -> dict[str, ColumnElement[Any]]:
+    """Per (run, api) row: the calls it adds to each category's count (as `miner repos` shows)."""
+    calls: dict[str, ColumnElement[Any]] = {}
+    for category in rules.categories:
+        if category is rules.client_category:
+            calls[category.value] = usage.c.client_calls
+        elif category is rules.default_category:
+            calls[category.value] = usage.c.other_calls
+        else:
+            calls[category.value] = case(
+                (usage.c.api.in_(rules.apis_of(category)), usage.c.calls), else_=0
+            )
+    return calls
+
+
+def usage_keys(rules: Rules) -> list[str]:
+    """What `uses` / `not_uses` accept: the rules' apis, their categories, and `headline`."""
+    keys = list(rules.apis)
+    keys += [category.value for category in rules.categories if category.value not in keys]
+    return [*keys, HEADLINE]
+
+
+def _check_usage_keys(keys: Iterable[str], rules: Rules) -> list[str]:
+    known = usage_keys(rules)
+    keys = list(keys)
+    unknown = [key for key in keys if key not in known]
+    if unknown:
+        raise ValueError(
+            f"unknown api or category {', '.join(map(repr, unknown))}; "
+            f"valid names: {', '.join(known)}"
+        )
+    return keys
+
+
+def _usage_flag(usage: FromClause, rules: Rules, key: str) -> ColumnElement[Any]:
+    """Per (run, api) row: 1 where it makes the repository use `key` (api, category, headline)."""
+    if key in rules.apis:
+        return case((usage.c.api == key, usage.c.used), else_=0)
+    return _category_flags(usage, rules)[key]
+
+
+def _run_filters(filters: Filters) -> list[ColumnElement[bool]]:
+    """The filters as conditions on MiningRun rows of any status (failures, not usage)."""
+    conditions: list[ColumnElement[bool]] = []
+    if filters.crawl_id is not None:
+        conditions.append(MiningRun.crawl_id == filters.crawl_id)
+    if filters.since is not None:
+        conditions.append(MiningRun.finished_at >= filters.since)
+    if has_repository_conditions(filters):
+        conditions.append(
+            MiningRun.repository_id.in_(select(Repository.id).where(*repository_conditions(filters)))
+        )
+    return conditions
+
+
+def failed_last_runs(filters: Filters) -> Select[Any]:
+    """Each repository's last run within the filters (any status), where that run failed.
+
+    A SELECT of MiningRun.id from `miningrun` (swap its columns with `with_only_columns`).
+    "Last" as for the latest successful run: greatest finished_at, then the greater id. Only
+    the failed runs are examined, each against the newer runs of its own repository: a few
+    percent of the table, through the (repository_id, status, finished_at) index.
+    """
+    newer = aliased(MiningRun, name="newer_run")
+    newer_run = select(newer.id).where(
+        newer.repository_id == MiningRun.repository_id,
+        or_(
+            newer.finished_at > MiningRun.finished_at,
+            and_(newer.finished_at == MiningRun.finished_at, newer.id > MiningRun.id),
+        ),
+    )
+    if filters.crawl_id is not None:
+        newer_run = newer_run.where(newer.crawl_id == filters.crawl_id)
+    return select(MiningRun.id).where(
+        MiningRun.status != RunStatus.ok, *_run_filters(filters), ~newer_run.exists()
+    )
+
+
+def _ok_run_exists(filters: Filters) -> ColumnElement[bool]:
+    """For the MiningRun in the enclosing query: its repository has a successful run in scope."""
+    ok_run = aliased(MiningRun, name="ok_run")
+    exists = select(ok_run.id).where(
+        ok_run.repository_id == MiningRun.repository_id, ok_run.status == RunStatus.ok
+    )
+    if filters.crawl_id is not None:
+        exists = exists.where(ok_run.crawl_id == filters.crawl_id)
+    if filters.since is not None:
+        exists = exists.where(ok_run.finished_at >= filters.since)
+    return exists.exists()
 
 
 def _share(repositories: int, total: int) -> float:
@@ -94,65 +201,80 @@ def _entry(repositories: int, calls: int, client_calls: int, total: int) -> dict
     }
 
 
-def compute_stats(*, session: Session, rules: Rules, crawl_id: int | None = None) -> dict[str, Any]:
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+# ---------------------------------------------------------------------------------------- stats
+
+def compute_stats(
+    *,
+    session: Session,
+    rules: Rules,
+    filters: Filters | None = None,
+    crawl_id: int | None = None,
+) -> dict[str, Any]:
     """The headline share with its 95 % Wilson interval, every api and category, and failures.
 
-    `crawl_id` narrows everything to the runs of one crawl (the latest successful run of each
-    repository within it). Failures count each repository once, by the status of its latest
-    run of any status; `repositories_without_ok_run` are repositories mined but never
-    successfully; unparsable and skipped files are those of the latest successful runs.
+    `filters` narrows the repositories and runs (see schema.filters); `crawl_id` is the older
+    spelling of `Filters(crawl_id=...)`: the latest successful run of each repository within
+    that crawl. Failures count each repository once, by the status of its latest run of any
+    status; `repositories_without_ok_run` are repositories mined but never successfully;
+    unparsable and skipped files are those of the latest successful runs.
     """
-    usage = _usage_cte(crawl_id)
-    # Two aggregates over the (run, api) rows, one statement: per api (usage, calls), and per
-    # run the category flags, summed over runs. No COUNT(DISTINCT) anywhere.
-    per_api = select(
-        literal("api").label("kind"),
-        usage.c.api.label("key"),
-        func.sum(usage.c.used).label("repositories"),
-        func.sum(usage.c.calls).label("calls"),
-        func.sum(usage.c.client_calls).label("client_calls"),
-        func.sum(usage.c.other_calls).label("other_calls"),
-    ).group_by(usage.c.api)
+    filters = merge_crawl(filters, crawl_id)
+    latest_select = latest_runs(filters=filters)
+    of_latest = _of_latest_runs(filters)
+
+    # Per api, over the usage rows of the latest runs. Without a crawl filter the rows carry
+    # the latest flag, and the (latest, api, ...) index hands them over in api order.
+    by_api = of_latest
+    if filters.crawl_id is None:
+        by_api = RunUsage.latest == True  # noqa: E712
+        if filters.since is not None or has_repository_conditions(filters):
+            by_api = and_(by_api, of_latest)
+    api_rows = {
+        row.api: row
+        for row in session.exec(
+            select(
+                RunUsage.api,
+                func.sum(RunUsage.used).label("repositories"),
+                func.sum(RunUsage.calls).label("calls"),
+                func.sum(RunUsage.client_calls).label("client_calls"),
+                func.sum(RunUsage.other_calls).label("other_calls"),
+            ).where(by_api).group_by(RunUsage.api)
+        )
+    }
+
+    # Per run, the category flags (max over its apis), summed over runs: one row. The rows
+    # are read run by run in primary key order, so the grouping needs no sort.
+    usage = _usage_rows(of_latest)
     flags = _category_flags(usage, rules)
-    per_run = (   # a CTE: read by every branch below, computed once
+    per_run = (
         select(*(func.max(flag).label(name) for name, flag in flags.items()))
         .group_by(usage.c.run_id)
-        .cte("per_run")
+        .subquery("per_run")
     )
-    statement = union_all(
-        per_api,
-        *(
-            select(
-                literal("category").label("kind"),
-                literal(name).label("key"),
-                func.coalesce(func.sum(per_run.c[name]), 0),
-                literal(0), literal(0), literal(0),
-            )
-            for name in flags
-        ),
-    )
-    rows = session.exec(statement).all()
-    api_rows = {row.key: row for row in rows if row.kind == "api"}
-    category_repositories = {row.key: int(row.repositories) for row in rows if row.kind == "category"}
-
-    latest = latest_runs(crawl_id=crawl_id).subquery("latest")
-    files = session.exec(
-        select(
-            func.count(MiningRun.id),
-            func.coalesce(func.sum(MiningRun.files_seen), 0),
-            func.coalesce(func.sum(MiningRun.files_analysed), 0),
-            func.coalesce(func.sum(MiningRun.files_unparsable), 0),
-            func.coalesce(func.sum(MiningRun.files_skipped), 0),
-            func.coalesce(func.sum(MiningRun.bytes_analysed), 0),
-        ).join(latest, MiningRun.id == latest.c.id)
+    sums = session.exec(
+        select(*(func.coalesce(func.sum(per_run.c[name]), 0).label(name) for name in flags))
     ).one()
-    total = int(files[0])
-    rules_versions = session.exec(
-        select(MiningRun.rules_version)
-        .distinct()
-        .join(latest, MiningRun.id == latest.c.id)
-        .order_by(MiningRun.rules_version)
-    ).scalars().all()
+    category_repositories = {name: int(sums[index]) for index, name in enumerate(flags)}
+
+    # Runs and files of the latest runs, per rules version they were mined with.
+    by_version = session.exec(
+        latest_select.with_only_columns(
+            MiningRun.rules_version,
+            func.count(),
+            func.sum(MiningRun.files_seen),
+            func.sum(MiningRun.files_analysed),
+            func.sum(MiningRun.files_unparsable),
+            func.sum(MiningRun.files_skipped),
+            func.sum(MiningRun.bytes_analysed),
+        ).group_by(MiningRun.rules_version).order_by(MiningRun.rules_version)
+    ).all()
+    files = [sum(int(row[index] or 0) for row in by_version) for index in range(1, 7)]
+    rules_versions = [row[0] for row in by_version]
+    total = files[0]
 
     def api_entry(api: str) -> dict[str, Any]:
         row = api_rows.get(api)
@@ -187,7 +309,7 @@ def compute_stats(*, session: Session, rules: Rules, crawl_id: int | None = None
         },
         "apis": apis,
         "categories": {category.value: category_entry(category) for category in rules.categories},
-        "failures": _failures(session, crawl_id=crawl_id, repositories_ok=total,
+        "failures": _failures(session, filters=filters,
                               unparsable_files=int(files[3]), skipped_files=int(files[4])),
         "files": {
             "seen": int(files[1]),
@@ -199,53 +321,48 @@ def compute_stats(*, session: Session, rules: Rules, crawl_id: int | None = None
         "rules": rules.name,
         "rules_version": rules.version,
         "mined_with_rules_versions": list(rules_versions),
-        "crawl_id": crawl_id,
+        "crawl_id": filters.crawl_id,
+        "filters": filters.as_dict(),
     }
 
 
 def _failures(
     session: Session,
     *,
-    crawl_id: int | None,
-    repositories_ok: int,
+    filters: Filters,
     unparsable_files: int,
     skipped_files: int,
 ) -> dict[str, Any]:
-    rank = func.row_number().over(
-        partition_by=MiningRun.repository_id,
-        order_by=(MiningRun.finished_at.desc(), MiningRun.id.desc()),
-    )
-    ranked = select(MiningRun.repository_id, MiningRun.status, rank.label("rank"))
-    if crawl_id is not None:
-        ranked = ranked.where(MiningRun.crawl_id == crawl_id)
-    last = ranked.subquery("last_run")
-    by_status = dict(
-        session.exec(
-            select(last.c.status, func.count()).where(last.c.rank == 1).group_by(last.c.status)
-        ).all()
-    )
-    repositories_mined = sum(by_status.values())
+    statement = failed_last_runs(filters).with_only_columns(
+        MiningRun.status,
+        func.count(),
+        func.sum(case((~_ok_run_exists(filters), 1), else_=0)),
+    ).group_by(MiningRun.status)
+    counted = session.exec(statement).all()
+    by_status = {RunStatus(row[0]): int(row[1]) for row in counted}
+    without_ok_run = sum(int(row[2] or 0) for row in counted)
     return {
         "runs": {
             status.value: int(by_status.get(status, 0))
             for status in RunStatus
             if status is not RunStatus.ok
         },
-        "repositories_without_ok_run": repositories_mined - repositories_ok,
+        "repositories_without_ok_run": without_ok_run,
         "unparsable_files": unparsable_files,
         "skipped_files": skipped_files,
     }
 
 
-def finding_rows(
+# ------------------------------------------------------------------------------------- findings
+
+def findings_query(
     *,
-    session: Session,
     repo: str | None = None,
     api: str | None = None,
-    crawl_id: int | None = None,
-) -> list[dict[str, Any]]:
-    """Every finding of the latest successful runs, optionally of one repository or one api."""
-    latest = latest_runs(crawl_id=crawl_id).subquery("latest")
+    filters: Filters | None = None,
+) -> Select[Any]:
+    """Findings of the latest successful runs with their repository and commit, unordered."""
+    latest = latest_runs(filters=filters).subquery("latest")
     statement = (
         select(
             Repository.full_name,
@@ -263,83 +380,325 @@ def finding_rows(
         )
         .join(latest, Finding.mining_run_id == latest.c.id)
         .join(Repository, Repository.id == latest.c.repository_id)
-        # NULL cells (plain .py files) first on both backends, which order NULLs differently
-        .order_by(
-            Repository.full_name, Finding.path, func.coalesce(Finding.cell, -1),
-            Finding.line, Finding.column, Finding.id,
-        )
     )
     if repo is not None:
         statement = statement.where(Repository.full_name == repo)
     if api is not None:
         statement = statement.where(Finding.api == api)
-    return [
-        {
-            "repository": row.full_name,
-            "commit": row.commit_sha,
-            "path": row.path,
-            "cell": row.cell,
-            "line": row.line,
-            "column": row.column,
-            "api": row.api,
-            "category": Category(row.category).value,
-            "qualified_name": row.qualified_name,
-            "flavor": row.flavor,
-            "disabling": bool(row.disabling),
-            "via_client": bool(row.via_client),
-        }
-        for row in session.exec(statement)
-    ]
+    return statement
 
 
-def repository_usage(
-    *, session: Session, rules: Rules, crawl_id: int | None = None
+def finding_row(row: Any) -> dict[str, Any]:
+    return {
+        "repository": row.full_name,
+        "commit": row.commit_sha,
+        "path": row.path,
+        "cell": row.cell,
+        "line": row.line,
+        "column": row.column,
+        "api": row.api,
+        "category": Category(row.category).value,
+        "qualified_name": row.qualified_name,
+        "flavor": row.flavor,
+        "disabling": bool(row.disabling),
+        "via_client": bool(row.via_client),
+    }
+
+
+def finding_rows(
+    *,
+    session: Session,
+    repo: str | None = None,
+    api: str | None = None,
+    filters: Filters | None = None,
+    limit: int | None = None,
+    offset: int = 0,
+    crawl_id: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Per repository (latest successful run): finding counts per category, and the headline flag.
+    """Findings of the latest successful runs, optionally of one repository or one api, in order.
 
-    Category counts follow `compute_stats`: table categories by api (fluent and client calls),
-    `client` every client call, `other` findings of category other. Repositories whose run
-    found nothing are listed with zeros.
+    Ordered by repository, path, cell, line, column; `limit`/`offset` page through that order.
     """
-    usage = _usage_cte(crawl_id)
-    columns = []
-    for category in rules.categories:
-        if category is rules.client_category:
-            calls = usage.c.client_calls
-        elif category is rules.default_category:
-            calls = usage.c.other_calls
-        else:
-            calls = case((usage.c.api.in_(rules.apis_of(category)), usage.c.calls), else_=0)
-        columns.append(func.sum(calls).label(f"count_{category.value}"))
+    statement = findings_query(repo=repo, api=api, filters=merge_crawl(filters, crawl_id))
+    # NULL cells (plain .py files) first on both backends, which order NULLs differently
+    statement = statement.order_by(
+        Repository.full_name, Finding.path, func.coalesce(Finding.cell, -1),
+        Finding.line, Finding.column, Finding.id,
+    )
+    if limit is not None:
+        statement = statement.limit(limit)
+    if offset:
+        statement = statement.offset(offset)
+    return [finding_row(row) for row in session.exec(statement)]
+
+
+def count_findings(
+    *,
+    session: Session,
+    repo: str | None = None,
+    api: str | None = None,
+    filters: Filters | None = None,
+) -> int:
+    """How many rows `finding_rows` gives without a limit."""
+    inner = findings_query(repo=repo, api=api, filters=filters).subquery("findings")
+    return int(session.scalar(select(func.count()).select_from(inner)) or 0)
+
+
+# --------------------------------------------------------------------------------- repositories
+
+def repository_statement(
+    rules: Rules,
+    filters: Filters,
+    uses: Sequence[str],
+    not_uses: Sequence[str],
+    *,
+    only_runs: Select[Any] | None = None,
+) -> tuple[Select[Any], Any, Any]:
+    """Repositories with their latest run and usage profile, unordered (for `repository_rows`
+    and the export), with its `latest` and `per_run` subqueries (findings, headline,
+    count_<category> per run) for callers that pick their own columns.
+
+    `only_runs` (a SELECT of run ids) limits the usage profiles computed to those runs: a
+    page of repositories needs only its own.
+    """
+    latest = latest_runs(filters=filters).subquery("latest")
+    if only_runs is None:
+        usage = _usage_rows(_of_latest_runs(filters))
+    else:
+        usage = _usage_rows(RunUsage.mining_run_id.in_(only_runs))
     headline = _category_flags(usage, rules)[HEADLINE]
+    columns = [func.sum(calls).label(f"count_{name}")
+               for name, calls in _category_calls(usage, rules).items()]
+    wanted = {f"uses_{index}": key for index, key in enumerate(uses)}
+    unwanted = {f"not_uses_{index}": key for index, key in enumerate(not_uses)}
+    flags = [func.max(_usage_flag(usage, rules, key)).label(label)
+             for label, key in {**wanted, **unwanted}.items()]
     per_run = (
         select(
             usage.c.run_id,
             func.sum(usage.c.calls).label("findings"),
             func.max(headline).label("headline"),
             *columns,
+            *flags,
         )
         .group_by(usage.c.run_id)
         .subquery("per_run")
     )
-    latest = latest_runs(crawl_id=crawl_id).subquery("latest")
     statement = (
-        select(Repository.full_name, latest.c.commit_sha, latest.c.finished_at, per_run)
+        select(
+            Repository.full_name, Repository.stars, Repository.fork, Repository.archived,
+            Repository.topics, latest.c.commit_sha, latest.c.finished_at, per_run,
+        )
         .select_from(latest)
         .join(Repository, Repository.id == latest.c.repository_id)
         .outerjoin(per_run, per_run.c.run_id == latest.c.id)
+    )
+    for label in wanted:
+        statement = statement.where(per_run.c[label] == 1)
+    for label in unwanted:
+        statement = statement.where(func.coalesce(per_run.c[label], 0) == 0)
+    return statement, latest, per_run
+
+
+def _repository_row(row: Any, rules: Rules) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "full_name": row["full_name"],
+        "stars": row["stars"],
+        "fork": bool(row["fork"]),
+        "archived": bool(row["archived"]),
+        "topics": list(row["topics"] or []),
+        "commit": row["commit_sha"],
+        "mined_at": _iso(row["finished_at"]),
+        "findings": int(row["findings"] or 0),
+        "headline": bool(row["headline"]),
+    }
+    for category in rules.categories:
+        item[category.value] = int(row[f"count_{category.value}"] or 0)
+    return item
+
+
+def repository_rows(
+    *,
+    session: Session,
+    rules: Rules,
+    filters: Filters | None = None,
+    uses: Sequence[str] = (),
+    not_uses: Sequence[str] = (),
+    limit: int | None = None,
+    offset: int = 0,
+    crawl_id: int | None = None,
+) -> list[dict[str, Any]]:
+    """Repositories (latest successful run) with their usage profile, ordered by name.
+
+    Each row: full_name, stars, fork, archived, topics, commit, mined_at, findings, headline,
+    and one count per category (table categories by api, fluent and client calls; `client`
+    every client call; `other` findings of category other). `uses` keeps repositories that
+    use every api or category named (as `compute_stats` counts usage: a disabling autolog is
+    not usage), `not_uses` those that use none; names are checked against the rules
+    (ValueError listing the valid ones).
+    """
+    filters = merge_crawl(filters, crawl_id)
+    uses = _check_usage_keys(uses, rules)
+    not_uses = _check_usage_keys(not_uses, rules)
+    only_runs = None
+    if limit is not None and not uses and not not_uses:
+        # a page: its runs first, then the usage profiles of those runs only
+        page = latest_runs(filters=filters).subquery("page_latest")
+        only_runs = (
+            select(page.c.id).join(Repository, Repository.id == page.c.repository_id)
+            .order_by(Repository.full_name).limit(limit).offset(offset)
+        )
+    statement, _latest, _per_run = repository_statement(rules, filters, uses, not_uses,
+                                                        only_runs=only_runs)
+    statement = statement.order_by(Repository.full_name)
+    if limit is not None:
+        statement = statement.limit(limit)
+    if offset:
+        statement = statement.offset(offset)
+    return [_repository_row(row, rules) for row in session.exec(statement).mappings()]
+
+
+def count_repositories(
+    *,
+    session: Session,
+    rules: Rules,
+    filters: Filters | None = None,
+    uses: Sequence[str] = (),
+    not_uses: Sequence[str] = (),
+) -> int:
+    """How many rows `repository_rows` gives without a limit."""
+    filters = merge_crawl(filters, None)
+    uses = _check_usage_keys(uses, rules)
+    not_uses = _check_usage_keys(not_uses, rules)
+    if not uses and not not_uses:
+        inner = latest_runs(filters=filters).subquery("latest")
+    else:
+        inner = repository_statement(rules, filters, uses, not_uses)[0].subquery("repositories")
+    return int(session.scalar(select(func.count()).select_from(inner)) or 0)
+
+
+def repository_usage(
+    *, session: Session, rules: Rules, crawl_id: int | None = None
+) -> list[dict[str, Any]]:
+    """The older name of `repository_rows` (every repository, no usage filter)."""
+    return repository_rows(session=session, rules=rules, crawl_id=crawl_id)
+
+
+# ---------------------------------------------------------------------------------------- trend
+
+def crawl_trend(*, session: Session, rules: Rules) -> list[dict[str, Any]]:
+    """The headline share of every crawl, oldest first, from the runs stored for that crawl.
+
+    Within a crawl each repository counts once, by its latest successful run of that crawl;
+    a crawl with no successful run has n = 0.
+    """
+    newer = aliased(MiningRun, name="newer_run")
+    newer_in_crawl = select(newer.id).where(
+        newer.repository_id == MiningRun.repository_id,
+        newer.crawl_id == MiningRun.crawl_id,
+        newer.status == RunStatus.ok,
+        or_(
+            newer.finished_at > MiningRun.finished_at,
+            and_(newer.finished_at == MiningRun.finished_at, newer.id > MiningRun.id),
+        ),
+    )
+    crawl_runs = (
+        select(MiningRun.id, MiningRun.crawl_id)
+        .where(MiningRun.status == RunStatus.ok, MiningRun.crawl_id.is_not(None),
+               ~newer_in_crawl.exists())
+        .subquery("crawl_runs")
+    )
+    usage = _usage_rows(RunUsage.mining_run_id.in_(select(crawl_runs.c.id)))
+    headline = _category_flags(usage, rules)[HEADLINE]
+    per_run = (
+        select(usage.c.run_id, func.max(headline).label("headline"))
+        .group_by(usage.c.run_id)
+        .subquery("per_run")
+    )
+    per_crawl = (
+        select(
+            crawl_runs.c.crawl_id,
+            func.count().label("n"),
+            func.coalesce(func.sum(per_run.c.headline), 0).label("k"),
+        )
+        .select_from(crawl_runs)
+        .outerjoin(per_run, per_run.c.run_id == crawl_runs.c.id)
+        .group_by(crawl_runs.c.crawl_id)
+        .subquery("per_crawl")
+    )
+    statement = (
+        select(Crawl.id, Crawl.started_at, Crawl.finished_at, Crawl.status, Crawl.topics,
+               per_crawl.c.n, per_crawl.c.k)
+        .outerjoin(per_crawl, per_crawl.c.crawl_id == Crawl.id)
+        .order_by(Crawl.started_at, Crawl.id)
+    )
+    trend = []
+    for row in session.exec(statement):
+        k, n = int(row.k or 0), int(row.n or 0)
+        low, high = wilson_interval(k, n)
+        trend.append({
+            "crawl_id": row.id,
+            "started_at": _iso(row.started_at),
+            "finished_at": _iso(row.finished_at),
+            "status": getattr(row.status, "value", row.status),
+            "topics": list(row.topics or []),
+            "k": k,
+            "n": n,
+            "share": _share(k, n),
+            "ci95": [low, high],
+        })
+    return trend
+
+
+# ------------------------------------------------------------------------------------- failures
+
+def failure_rows(*, session: Session, filters: Filters | None = None) -> list[dict[str, Any]]:
+    """What went wrong, for people to look at: failed runs first, then unparsable files.
+
+    Runs: each repository whose latest run (of any status, within the filters) failed.
+    Files: the unparsable files of the latest successful runs. Every row has the same keys
+    (kind, repository, status, commit, path, finished_at, error); a run row has no path.
+    """
+    filters = merge_crawl(filters, None)
+    failed_runs = session.exec(
+        failed_last_runs(filters).with_only_columns(
+            Repository.full_name, MiningRun.status, MiningRun.commit_sha,
+            MiningRun.finished_at, MiningRun.error,
+        )
+        .join(Repository, Repository.id == MiningRun.repository_id)
         .order_by(Repository.full_name)
     )
-    result = []
-    for row in session.exec(statement).mappings():
-        item: dict[str, Any] = {
-            "full_name": row["full_name"],
-            "commit": row["commit_sha"],
-            "mined_at": row["finished_at"].isoformat(),
-            "findings": int(row["findings"] or 0),
-            "headline": bool(row["headline"]),
+    rows = [
+        {
+            "kind": "run",
+            "repository": row.full_name,
+            "status": RunStatus(row.status).value,
+            "commit": row.commit_sha,
+            "path": None,
+            "finished_at": _iso(row.finished_at),
+            "error": row.error,
         }
-        for category in rules.categories:
-            item[category.value] = int(row[f"count_{category.value}"] or 0)
-        result.append(item)
-    return result
+        for row in failed_runs
+    ]
+    latest = latest_runs(filters=filters).subquery("latest")
+    unparsable = session.exec(
+        select(Repository.full_name, latest.c.commit_sha, latest.c.finished_at,
+               FileResult.path, FileResult.error)
+        .join(latest, latest.c.id == FileResult.mining_run_id)
+        .join(Repository, Repository.id == latest.c.repository_id)
+        .where(FileResult.status == FileStatus.unparsable)
+        .order_by(Repository.full_name, FileResult.path, FileResult.id)
+    )
+    rows += [
+        {
+            "kind": "file",
+            "repository": row.full_name,
+            "status": FileStatus.unparsable.value,
+            "commit": row.commit_sha,
+            "path": row.path,
+            "finished_at": _iso(row.finished_at),
+            "error": row.error,
+        }
+        for row in unparsable
+    ]
+    return rows

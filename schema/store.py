@@ -13,13 +13,14 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, delete, insert, or_, update
+from sqlalchemy import Select, and_, delete, false, func, insert, or_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, select
 
 from miner import domain
+from schema.filters import Filters, has_repository_conditions, merge_crawl, repository_conditions
 from schema.models import (
     Crawl,
     CrawlStatus,
@@ -27,6 +28,7 @@ from schema.models import (
     Finding,
     MiningRun,
     Repository,
+    RunUsage,
     as_utc,
     utc_now,
 )
@@ -205,6 +207,10 @@ def _replace_run(
         connection.execute(insert(FileResult.__table__), list(_file_rows(run.id, result.files)))
     if result.findings:
         connection.execute(insert(Finding.__table__), list(_finding_rows(run.id, result.findings)))
+        connection.execute(insert(RunUsage.__table__), _usage_rows(run.id, result.findings))
+
+    _refresh_latest(session, repository_id)
+    session.refresh(run, ["latest"])
 
     if result.status is domain.RunStatus.ok:
         finished_at = as_utc(result.finished_at)
@@ -220,10 +226,44 @@ def _replace_run(
     return run
 
 
+def _refresh_latest(session: Session, repository_id: int) -> None:
+    """Mark the repository's latest successful run (and its usage rows), unmark the others.
+
+    The same definition as the anti-join `latest_runs` used to evaluate on every query:
+    greatest finished_at, ties broken by the greater id. Recomputed for the whole repository
+    on every save, under the repository row lock, so a replaced or older run cannot leave a
+    stale flag behind.
+    """
+    newest = (
+        select(MiningRun.id)
+        .where(MiningRun.repository_id == repository_id, MiningRun.status == domain.RunStatus.ok)
+        .order_by(MiningRun.finished_at.desc(), MiningRun.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    no_sync = {"synchronize_session": False}
+    session.exec(
+        update(MiningRun)
+        .where(MiningRun.repository_id == repository_id)
+        .values(latest=func.coalesce(MiningRun.id == newest, false())),
+        execution_options=no_sync,
+    )
+    run_latest = select(MiningRun.latest).where(MiningRun.id == RunUsage.mining_run_id)
+    session.exec(
+        update(RunUsage)
+        .where(RunUsage.mining_run_id.in_(
+            select(MiningRun.id).where(MiningRun.repository_id == repository_id)
+        ))
+        .values(latest=run_latest.scalar_subquery()),
+        execution_options=no_sync,
+    )
+
+
 def _delete_runs(session: Session, run_ids: Select[Any]) -> None:
     """Children first: correct without ON DELETE CASCADE (SQLite with foreign keys off)."""
     ids = run_ids.scalar_subquery()
     no_sync = {"synchronize_session": False}
+    session.exec(delete(RunUsage).where(RunUsage.mining_run_id.in_(ids)), execution_options=no_sync)
     session.exec(delete(Finding).where(Finding.mining_run_id.in_(ids)), execution_options=no_sync)
     session.exec(
         delete(FileResult).where(FileResult.mining_run_id.in_(ids)), execution_options=no_sync
@@ -251,15 +291,55 @@ def _finding_rows(run_id: int, findings: Iterable[domain.Finding]) -> Iterable[d
         yield row
 
 
-def latest_runs(*, session: Session | None = None, crawl_id: int | None = None) -> Select[Any]:
+def _usage_rows(run_id: int, findings: Iterable[domain.Finding]) -> list[dict[str, Any]]:
+    """The run's findings folded per api: the RunUsage rows the statistics read."""
+    folded: dict[str, list[int]] = {}
+    for finding in findings:
+        counts = folded.get(finding.api)
+        if counts is None:
+            counts = folded[finding.api] = [0, 0, 0, 0]
+        counts[0] += 1
+        if finding.via_client:
+            counts[1] += 1
+        if finding.category == domain.Category.other:
+            counts[2] += 1
+        if not finding.disabling:
+            counts[3] = 1
+    return [
+        {"mining_run_id": run_id, "api": api, "calls": calls, "client_calls": client_calls,
+         "other_calls": other_calls, "used": used}
+        for api, (calls, client_calls, other_calls, used) in folded.items()
+    ]
+
+
+def latest_runs(
+    *,
+    session: Session | None = None,
+    crawl_id: int | None = None,
+    filters: Filters | None = None,
+) -> Select[Any]:
     """The latest successful run of each repository (or of each repository within one crawl).
 
     A SELECT of `id, repository_id, commit_sha, finished_at, crawl_id`; execute it, or use
     `.subquery()` to join the findings of exactly one run per repository. "Latest" is the
-    greatest finished_at, ties broken by the greater id. Written as "no newer successful run
-    exists" rather than a window function: PostgreSQL estimates the anti-join well, which keeps
-    its plans for the stats queries sane. `session` is accepted for symmetry; none is needed.
+    greatest finished_at, ties broken by the greater id. Overall, that is the `latest` flag
+    `save_run` maintains; within a crawl it is written as "no newer successful run of that
+    crawl exists" rather than a window function: PostgreSQL estimates the anti-join well,
+    which keeps its plans sane. `session` is accepted for symmetry; none is needed.
+
+    `filters` (schema.filters.Filters) narrows the set: `crawl_id` as the argument of that
+    name (which it overrides), `since` keeps a repository only when that latest run finished
+    at or after it, and the repository filters (topic, stars, forks, archived) drop whole
+    repositories.
     """
+    filters = merge_crawl(filters, crawl_id)
+    crawl_id = filters.crawl_id
+    columns = (MiningRun.id, MiningRun.repository_id, MiningRun.commit_sha,
+               MiningRun.finished_at, MiningRun.crawl_id)
+    if crawl_id is None:
+        # `save_run` keeps the flag (see _refresh_latest): a filter, not an anti-join
+        statement = select(*columns).where(MiningRun.latest == True)  # noqa: E712
+        return _narrowed(statement, filters)
     newer = aliased(MiningRun, name="newer_run")
     newer_exists = (
         select(newer.id)
@@ -272,14 +352,26 @@ def latest_runs(*, session: Session | None = None, crawl_id: int | None = None) 
             ),
         )
     )
-    statement = select(
-        MiningRun.id, MiningRun.repository_id, MiningRun.commit_sha,
-        MiningRun.finished_at, MiningRun.crawl_id,
-    ).where(MiningRun.status == domain.RunStatus.ok)
-    if crawl_id is not None:
-        newer_exists = newer_exists.where(newer.crawl_id == crawl_id)
-        statement = statement.where(MiningRun.crawl_id == crawl_id)
-    return statement.where(~newer_exists.exists())
+    statement = (
+        select(*columns)
+        .where(MiningRun.status == domain.RunStatus.ok, MiningRun.crawl_id == crawl_id)
+        .where(~newer_exists.where(newer.crawl_id == crawl_id).exists())
+    )
+    return _narrowed(statement, filters)
+
+
+def _narrowed(statement: Select[Any], filters: Filters) -> Select[Any]:
+    """The `since` and repository filters on a SELECT of latest runs."""
+    if filters.since is not None:
+        # the latest run finished since then exactly when any run of the set did
+        statement = statement.where(MiningRun.finished_at >= filters.since)
+    if has_repository_conditions(filters):
+        statement = statement.where(
+            MiningRun.repository_id.in_(
+                select(Repository.id).where(*repository_conditions(filters))
+            )
+        )
+    return statement
 
 
 # ----------------------------------------------------------------------------------------- crawls

@@ -40,3 +40,7 @@ postgres_up || { echo "services: PostgreSQL on 127.0.0.1:5432 did not start" >&2
 psql -h 127.0.0.1 -U postgres -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname='test'" | grep -q 1 \
   || psql -h 127.0.0.1 -U postgres -d postgres -c "CREATE DATABASE test" >/dev/null
 echo "services: Redis and PostgreSQL are up"
+
+# The dashboard test drives Debian's chromium headless (never a downloaded browser build).
+command -v chromium >/dev/null || apt_install chromium
+command -v chromium >/dev/null || { echo "services: chromium could not be installed" >&2; exit 1; }

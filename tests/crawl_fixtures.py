@@ -12,12 +12,11 @@ so "no clone happened" is an observation, not an inference.
 from __future__ import annotations
 
 import gzip
-import json
 import os
 import subprocess
 import threading
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -420,13 +419,6 @@ def wait_for(predicate, timeout_s: float, what: str, interval_s: float = 0.2):  
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
         time.sleep(interval_s)
-
-
-def read_json_lines(text: str) -> Iterator[dict[str, Any]]:
-    for line in text.splitlines():
-        line = line.strip()
-        if line.startswith("{"):
-            yield json.loads(line)
 
 
 __all__ = [

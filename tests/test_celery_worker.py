@@ -5,7 +5,8 @@ HTTP by a server that holds its fetch, so the worker is provably in the middle o
 its whole process group gets `kill -9`. A second worker picks the unacknowledged task up again
 (Redis redelivers it after the visibility timeout, set small for this test) and the crawl ends
 with exactly one successful run per repository and commit. Then the nightly task, sent by name
-as beat sends it, crawls again and clones nothing; beat itself starts; and the embedded default
+as beat sends it, is retried past a GitHub outage (a transient error) and crawls again cloning
+nothing; beat itself starts; and the embedded default
 (no broker, SQLite, local pool) mines the same crawl to identical stats.
 """
 
@@ -45,7 +46,7 @@ from schema.db import make_engine
 
 REDIS_DB = 13
 BROKER_URL = f"redis://127.0.0.1:6379/{REDIS_DB}"
-VISIBILITY_TIMEOUT_S = 4
+VISIBILITY_TIMEOUT_S = 6
 CORPUS_SIZE = 20
 SLOW_POSITION = 10          # the held repository is the 11th task of the crawl
 ROOT = Path(__file__).resolve().parent.parent
@@ -145,6 +146,8 @@ def test_killed_worker_loses_and_duplicates_nothing(
             **crawl_env(fake.url, database_url, tmp_path / "work", **counter.env),
             "MINER_BROKER_URL": BROKER_URL,
             "MINER_BROKER_VISIBILITY_TIMEOUT_S": str(VISIBILITY_TIMEOUT_S),
+            "MINER_GITHUB__MAX_RETRIES": "1",
+            "MINER_GITHUB__BACKOFF_BASE_S": "0.01",
         }
         try:
             first = _worker("first", env, tmp_path)
@@ -176,15 +179,21 @@ def test_killed_worker_loses_and_duplicates_nothing(
             assert (printed["status"], printed["runs_done"], printed["runs_ok"]) == ("ok", CORPUS_SIZE + 1, CORPUS_SIZE + 1)
             assert "workers.tasks.mine_repo" in second.output() and "succeeded" in second.output()
 
-            # the nightly task, sent by name as beat sends it: nothing changed, nothing cloned
+            # the nightly task, sent by name as beat sends it, meets GitHub failing (two 502s are
+            # more than the client's one retry): a transient error, so Celery retries the task.
+            # Then nothing changed, and nothing is cloned.
             clones_before = counter.counts()
+            fake.fail_at(1, "server_error", times=2)
             Celery(broker=BROKER_URL).send_task(
                 "workers.tasks.crawl_topics", kwargs={"topics": [TOPIC], "query": ""}
             )
             nightly = wait_for(
-                lambda: (row := crawl_row(database_url))["id"] == printed["id"] + 1 and row["status"] != "running" and row,
-                60, "the nightly crawl to finish",
+                lambda: (row := crawl_row(database_url))["id"] == printed["id"] + 2 and row["status"] != "running" and row,
+                60, "the nightly crawl to finish after its retry",
             )
+            failed_attempt = crawl_row(database_url, printed["id"] + 1)
+            assert failed_attempt["status"] == "failed" and "502" in failed_attempt["error"]
+            assert "Retry in" in second.output()
             assert (nightly["status"], nightly["found"], nightly["enqueued"], nightly["unchanged"]) == (
                 "ok", CORPUS_SIZE + 1, 0, CORPUS_SIZE + 1
             )

@@ -163,3 +163,17 @@ def test_eval_scores_against_labels_and_lists_disagreements(tmp_path: Path, monk
         ("extra", "a.py", 3, "log_metric"),
         ("missed", "a.py", 9, "log_params"),
     ]
+
+
+def test_db_upgrade_creates_the_schema_and_is_idempotent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from schema.db import current_revision, head_revision
+
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    monkeypatch.setenv("MINER_DATABASE_URL", url)
+    for _ in range(2):
+        result = RUNNER.invoke(app, ["db", "upgrade"])
+        assert result.exit_code == 0, result.output
+    assert current_revision(url) == head_revision()
+    monkeypatch.setenv("MINER_DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none")
+    failed = RUNNER.invoke(app, ["db", "upgrade"])
+    assert failed.exit_code == 1 and "unavailable" in failed.stderr

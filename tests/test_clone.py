@@ -284,3 +284,22 @@ def test_the_counter_sees_clones(served: BuiltRepo, counter: CloneCounter, tmp_p
     subprocess.run(["git", "clone", "-q", "--bare", served.path.as_uri(), str(tmp_path / "x.git")], check=True)
     assert counter.of(served.path) == 1
     assert git_dir_of(served.path) in counter.counts()
+
+
+def test_a_file_name_that_is_not_utf8_is_fetched_and_mined(tmp_path: Path, counter: CloneCounter) -> None:
+    built = make_repo(tmp_path / "latin1", {"train.py": "import mlflow\n"})
+    raw_name = os.fsencode(built.path) + b"/caf\xe9.py"
+    with open(raw_name, "wb") as handle:
+        handle.write(b"import mlflow\nmlflow.log_param('a', 1)\n")
+    repo = built.repo
+    repo.git.add("--all")
+    repo.git.commit("-m", "latin-1 name")
+    repo.close()
+    allow_partial_clone(built.path)
+
+    dest = clone_repository(built.path.as_uri(), tmp_path / "clone.git", LimitSettings())
+
+    mined = _mined(dest)
+    assert [f[:2] for f in mined["files"]] == [["caf\\xe9.py", "ok"], ["train.py", "ok"]]
+    assert [f["api"] for f in mined["findings"]] == ["log_param"]
+    assert counter.of(built.path) == 2

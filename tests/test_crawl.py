@@ -188,3 +188,39 @@ def test_too_large_and_unreachable_repositories_are_recorded_and_the_crawl_finis
     assert after.clones == before.clones, "the too-large repository was never cloned (nor anything else)"
     assert after.stats["failures"]["runs"] == {"clone_failed": 1, "too_large": 1, "timeout": 0, "error": 0}
     assert after.stats["repositories"] == REPOSITORIES
+
+
+def test_with_a_broker_the_crawl_only_enqueues(tmp_path: Path) -> None:
+    import redis
+
+    broker_url = "redis://127.0.0.1:6379/12"
+    queue = redis.Redis.from_url(broker_url)
+    queue.flushdb()
+    corpus = build_corpus(tmp_path / "repos", 3)
+    counter = CloneCounter(tmp_path / "counter")
+    database_url = f"sqlite:///{tmp_path / 'miner.db'}"
+    try:
+        with FakeGithub() as fake:
+            register(fake, corpus)
+            env = crawl_env(fake.url, database_url, tmp_path / "work", MINER_BROKER_URL=broker_url, **counter.env)
+            result = CliRunner().invoke(app, ["crawl", "--topic", TOPIC, "--no-wait", "--format", "json"], env=env)
+        assert result.exit_code == 0, result.stderr
+        [row] = json.loads(result.stdout)
+        assert (row["status"], row["found"], row["enqueued"], row["runs_done"]) == ("running", 3, 3, 0)
+        assert queue.llen("celery") == 3, "one message per repository, on the broker the settings name"
+        assert run_rows(database_url) == [] and counter.total() == 0, "nothing mined or cloned here"
+    finally:
+        queue.flushdb()
+
+
+def test_an_unreachable_broker_fails_the_crawl_in_one_line(tmp_path: Path) -> None:
+    corpus = build_corpus(tmp_path / "repos", 2)
+    database_url = f"sqlite:///{tmp_path / 'miner.db'}"
+    with FakeGithub() as fake:
+        register(fake, corpus)
+        env = crawl_env(fake.url, database_url, tmp_path / "work", MINER_BROKER_URL="redis://127.0.0.1:1/0")
+        result = CliRunner().invoke(app, ["crawl", "--topic", TOPIC, "--format", "json"], env=env)
+    assert result.exit_code == 1
+    assert "broker unavailable" in result.stderr and "Traceback" not in result.stderr
+    row = crawl_row(database_url)
+    assert row["status"] == "failed" and "broker unavailable" in row["error"]

@@ -2,10 +2,33 @@
 
 from __future__ import annotations
 
-from celery import Celery
+import multiprocessing
 
-from miner.settings import load_settings
+from celery import Celery
+from celery.signals import worker_process_init
+
+from miner.settings import Settings, load_settings
 from workers.schedule import beat_schedule
+
+
+def visibility_timeout_s(settings: Settings) -> int:
+    """Longer than any task may run, or a slow task would be handed to a second worker."""
+    if settings.broker_visibility_timeout_s is not None:
+        return settings.broker_visibility_timeout_s
+    return settings.limits.mine_timeout_s + 300
+
+
+def transport_options(settings: Settings) -> dict[str, int]:
+    """Redis hands a task whose worker died unacknowledged (kill -9, lost machine) to another
+    worker once it is older than the visibility timeout; workers look for such tasks every
+    `unacked_restore_interval` seconds (kombu's default sweep is every 100 s)."""
+    timeout_s = visibility_timeout_s(settings)
+    return {
+        "visibility_timeout": timeout_s,
+        "unacked_restore_interval": max(1, min(10, timeout_s // 2)),
+        "unacked_restore_throttle": 1,
+    }
+
 
 settings = load_settings()
 
@@ -21,7 +44,7 @@ app.conf.update(
     task_soft_time_limit=settings.limits.mine_timeout_s,
     task_time_limit=settings.limits.mine_timeout_s + 60,
     broker_connection_retry_on_startup=True,
-    broker_transport_options={"visibility_timeout": settings.limits.mine_timeout_s + 300},
+    broker_transport_options=transport_options(settings),
     task_serializer="json",
     accept_content=["json"],
     timezone="UTC",
@@ -29,3 +52,14 @@ app.conf.update(
     beat_schedule=beat_schedule(settings),
     worker_hijack_root_logger=False,
 )
+
+
+@worker_process_init.connect
+def _allow_parser_children(**_: object) -> None:
+    """Let a prefork child start the parser sandbox (miner.sandbox) for each repository.
+
+    Pool children are daemonic, and multiprocessing refuses to start a process from a daemonic
+    one. The sandbox's own children are daemonic and killed with it, so nothing outlives the
+    pool child; the flag only guards against orphans we do not create.
+    """
+    multiprocessing.current_process()._config["daemon"] = False  # type: ignore[attr-defined]

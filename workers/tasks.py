@@ -1,20 +1,20 @@
-"""Thin tasks: load by id, call miner, store. Retries only for transient faults."""
+"""Thin tasks: load by id, call miner, store. Retries only for transient faults.
+
+A repository's own failures (clone failed, too large, timed out, unparsable files) are recorded
+outcomes inside `miner.jobs.mine_repository`, never exceptions here; what reaches Celery is a
+database that cannot be reached or GitHub failing past its own retries, and only those retry.
+"""
 
 from __future__ import annotations
 
 from sqlalchemy.exc import OperationalError
 
 from miner import jobs
+from miner.crawl import CrawlPlan
+from miner.github import TransientGithubError
 from miner.settings import load_settings
-from workers.celery import app
-
-try:  # the GitHub edge defines its transient error; fall back before it exists
-    from miner.github import TransientGithubError
-except ImportError:  # pragma: no cover
-    class TransientGithubError(Exception):  # type: ignore[no-redef]
-        pass
-
 from schema.db import DatabaseUnavailable
+from workers.celery import app
 
 TRANSIENT = (DatabaseUnavailable, OperationalError, TransientGithubError, ConnectionError)
 
@@ -27,7 +27,8 @@ TRANSIENT = (DatabaseUnavailable, OperationalError, TransientGithubError, Connec
     max_retries=8,
 )
 def mine_repo(repository_id: int, crawl_id: int | None = None) -> str:
-    """Mine one stored repository's default branch HEAD and store the run."""
+    """Mine one stored repository's default branch HEAD and store the run (replacing a run of
+    the same commit, so a redelivered task is harmless)."""
     return jobs.mine_repository(repository_id, crawl_id, load_settings()).value
 
 
@@ -38,10 +39,22 @@ def mine_repo(repository_id: int, crawl_id: int | None = None) -> str:
     max_retries=5,
 )
 def crawl_topics(topics: list[str], query: str = "", limit: int | None = None) -> int:
-    """Enumerate topics, record the crawl and enqueue one mine_repo per changed repository."""
+    """Enumerate topics, record the crawl and enqueue one mine_repo per changed repository.
+
+    The nightly beat entry sends this; `miner crawl` with a broker does the same in the CLI.
+    """
     from miner.crawl import start_crawl
 
     plan = start_crawl(load_settings(), topics=topics, query=query, limit=limit)
-    for repository_id in plan.to_mine:
-        mine_repo.delay(repository_id, plan.crawl_id)
+    enqueue_plan(plan)
     return plan.crawl_id
+
+
+def enqueue_plan(plan: CrawlPlan, broker_url: str | None = None) -> int:
+    """One mine_repo message per repository to mine, on `broker_url` (default: the app's);
+    returns how many were sent. The CLI passes the broker of the settings it was given, which
+    need not be the environment this module was first imported under."""
+    with app.connection_for_write(broker_url or app.conf.broker_url) as connection:
+        for repository_id in plan.to_mine:
+            mine_repo.apply_async((repository_id, plan.crawl_id), connection=connection)
+    return len(plan.to_mine)

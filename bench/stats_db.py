@@ -1,0 +1,386 @@
+"""`miner stats` on a synthetic results database, against a plain count of its findings.
+
+    python -m bench.stats_db
+    python -m bench.stats_db --repositories 20000 --findings 400000 --backend sqlite --repeat 3
+
+Builds the same synthetic database on SQLite (a temporary file) and on PostgreSQL (a database
+created for the run on 127.0.0.1:5432 and dropped afterwards), migrated by Alembic like any
+other: 100,000 repositories, 2,000,000 findings. Per repository a latest successful run; 10 %
+also have an older successful run (history that the statistics must skip), 3 % a newer failed
+run, and 2 % of extra repositories were never mined successfully. Each run calls 2 to 8
+distinct apis of the rules table (or outside it), 8 % of calls go through an MlflowClient and
+one autolog in ten disables it. Rows are bulk inserted (executemany on SQLite, COPY on
+PostgreSQL) and the per-run usage rows are folded from the findings in SQL, the same folding
+`store.save_run` does in Python. PostgreSQL gets the VACUUM ANALYZE autovacuum would run.
+
+Then, in the same process and alternately, `SELECT count(*) FROM finding` (the baseline) and
+`compute_stats` (what `miner stats` runs) are timed `--repeat` times each after one warm-up;
+the median of each and their ratio are printed, with a few other queries of the read API
+(target: stats under 1 s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from sqlalchemy import text
+
+from miner.detect.rules import Rules, load_rules
+from miner.stats import compute_stats, count_repositories, crawl_trend, finding_rows, repository_rows
+from schema.db import make_engine, open_session, upgrade
+from schema.filters import Filters
+
+TARGET_S = 1.0
+T0 = datetime(2026, 3, 1, tzinfo=timezone.utc)
+MAINTENANCE_URLS = (
+    "postgresql://postgres@127.0.0.1:5432/test",
+    "postgresql://root@127.0.0.1:5432/test",
+    "postgresql://postgres@127.0.0.1:5432/postgres",
+    "postgresql://root@127.0.0.1:5432/postgres",
+)
+OTHER_APIS = ("search_runs", "get_run", "active_run", "log_batch")
+CHUNK = 100_000
+
+REPOSITORY_COLUMNS = ("id", "full_name", "clone_url", "default_branch", "topics", "stars", "forks",
+                      "size_kb", "archived", "fork", "first_seen_at")
+CRAWL_COLUMNS = ("id", "topics", "query", "slices", "started_at", "finished_at", "repos_found",
+                 "repos_enqueued", "repos_skipped_unchanged", "status")
+RUN_COLUMNS = ("id", "repository_id", "crawl_id", "commit_sha", "started_at", "finished_at",
+               "status", "error", "files_seen", "files_analysed", "files_unparsable",
+               "files_skipped", "bytes_analysed", "duration_s", "rules_version", "tool_version",
+               "latest")
+FINDING_COLUMNS = ("id", "mining_run_id", "path", "line", "column", "cell", "api", "category",
+                   "qualified_name", "flavor", "disabling", "via_client")
+FOLD_FINDINGS = """
+INSERT INTO runusage (mining_run_id, api, calls, client_calls, other_calls, used, latest)
+SELECT f.mining_run_id, f.api, count(*),
+       sum(CASE WHEN f.via_client THEN 1 ELSE 0 END),
+       sum(CASE WHEN f.category = 'other' THEN 1 ELSE 0 END),
+       max(CASE WHEN f.disabling THEN 0 ELSE 1 END),
+       m.latest
+FROM finding f JOIN miningrun m ON m.id = f.mining_run_id
+GROUP BY f.mining_run_id, f.api, m.latest
+"""
+# The flags as `save_run` keeps them must equal the definition: no newer successful run.
+WRONG_LATEST_FLAGS = """
+SELECT count(*) FROM miningrun m
+WHERE m.latest <> (m.status = 'ok' AND NOT EXISTS (
+    SELECT 1 FROM miningrun n WHERE n.repository_id = m.repository_id AND n.status = 'ok'
+    AND (n.finished_at > m.finished_at OR (n.finished_at = m.finished_at AND n.id > m.id))))
+"""
+
+
+# ------------------------------------------------------------------------------ the dataset
+
+class Dataset:
+    """Deterministic synthetic rows, generated chunk by chunk (2M findings never in one list)."""
+
+    def __init__(self, repositories: int, findings: int, rules: Rules, seed: int = 5) -> None:
+        self.rules = rules
+        self.random = random.Random(seed)
+        self.repositories = repositories
+        self.findings = findings
+        self.apis = list(rules.apis) + list(OTHER_APIS)
+        weights = {"log_param": 15, "log_params": 8, "log_metric": 20, "log_metrics": 6,
+                   "autolog": 6, "start_run": 12, "log_artifact": 8, "log_model": 6,
+                   "set_experiment": 5, "set_tracking_uri": 5, "set_tag": 4, "end_run": 3}
+        self.weights = [weights.get(api, 1) for api in self.apis]
+        self.runs: list[tuple[Any, ...]] = []
+        self.ok_runs: list[int] = []           # run ids that carry findings
+        self._plan_runs()
+
+    def repository_rows(self) -> Iterator[tuple[Any, ...]]:
+        pick = random.Random(11)
+        for repository_id in range(1, self.repositories + 1):
+            topics = ["mlflow-projects"]
+            if pick.random() < 0.2:
+                topics.append("nlp")
+            if pick.random() < 0.1:
+                topics.append("vision")
+            stars = int(pick.paretovariate(1.2)) - 1
+            yield (repository_id, f"owner{repository_id % 7919}/repo-{repository_id}",
+                   f"https://github.com/owner/repo-{repository_id}.git", "main", json.dumps(topics),
+                   stars, stars // 5, 100 + repository_id % 5000, pick.random() < 0.05,
+                   pick.random() < 0.1, T0)
+
+    def crawl_rows(self) -> list[tuple[Any, ...]]:
+        return [
+            (crawl_id, json.dumps(["mlflow-projects"]), "topic:mlflow-projects",
+             json.dumps([{"created": f"2020..{2020 + crawl_id}"}]),
+             T0 + timedelta(days=crawl_id), T0 + timedelta(days=crawl_id, hours=6),
+             self.repositories, self.repositories, 0, "ok")
+            for crawl_id in (1, 2, 3)
+        ]
+
+    def _plan_runs(self) -> None:
+        pick = self.random
+        run_id = 0
+
+        def run(repository_id: int, crawl_id: int, day: int, status: str, sha: str | None,
+                latest: bool = False) -> int:
+            nonlocal run_id
+            run_id += 1
+            started = T0 + timedelta(days=day, seconds=repository_id % 20000)
+            ok = status == "ok"
+            self.runs.append((
+                run_id, repository_id, crawl_id, sha, started, started + timedelta(seconds=7),
+                status, None if ok else f"{status}: synthetic", 12, 12 if ok else 0, 0, 0,
+                40_000 if ok else 0, 7.0, self.rules.version, "bench", latest,
+            ))
+            return run_id
+
+        mined = int(self.repositories * 0.98)
+        for repository_id in range(1, self.repositories + 1):
+            if repository_id > mined:            # never mined successfully
+                run(repository_id, 3, 3, "clone_failed", None)
+                continue
+            if pick.random() < 0.10:             # history: an older successful run
+                self.ok_runs.append(run(repository_id, 1, 1, "ok", f"old{repository_id:08x}"))
+            self.ok_runs.append(run(repository_id, 3, 3, "ok", f"{repository_id:040x}", latest=True))
+            if pick.random() < 0.03:             # a newer commit whose mine timed out
+                run(repository_id, 3, 4, "timeout", f"new{repository_id:08x}")
+
+    def finding_chunks(self) -> Iterator[list[tuple[Any, ...]]]:
+        pick = random.Random(7)
+        runs = self.ok_runs
+        mean = self.findings / len(runs)
+        sizes = [max(1, int(pick.expovariate(1 / mean))) for _ in runs]
+        surplus = sum(sizes) - self.findings     # make the total exact
+        index = 0
+        while surplus != 0:
+            step = -1 if surplus > 0 else 1
+            if sizes[index] + step >= 1:
+                sizes[index] += step
+                surplus += step
+            index = (index + 1) % len(sizes)
+        finding_id = 0
+        chunk: list[tuple[Any, ...]] = []
+        client_prefix = self.rules.client_qualified_prefix
+        for run_id, size in zip(runs, sizes):
+            profile = pick.choices(self.apis, weights=self.weights, k=pick.randint(2, 8))
+            for line in range(size):
+                finding_id += 1
+                api = pick.choice(profile)
+                via_client = pick.random() < 0.08
+                disabling = api == "autolog" and pick.random() < 0.1
+                if via_client:
+                    category, qualified, flavor = "client", f"{client_prefix}.{api}", None
+                else:
+                    category = self.rules.category_of(api).value
+                    flavor = "sklearn" if api == "autolog" and line % 2 else None
+                    qualified = f"mlflow.{flavor}.{api}" if flavor else f"mlflow.{api}"
+                chunk.append((finding_id, run_id, f"src/module_{line % 7}.py", line + 1, 4, None,
+                              api, category, qualified, flavor, disabling, via_client))
+                if len(chunk) == CHUNK:
+                    yield chunk
+                    chunk = []
+        if chunk:
+            yield chunk
+
+
+# ------------------------------------------------------------------------------- loading
+
+def _sqlite_value(value: Any) -> Any:
+    if isinstance(value, datetime):   # what SQLAlchemy's DateTime stores: naive UTC text
+        return value.astimezone(timezone.utc).replace(tzinfo=None).isoformat(sep=" ")
+    return value
+
+
+def load_sqlite(url: str, dataset: Dataset) -> None:
+    upgrade(url)
+    connection = make_engine(url).raw_connection()
+    try:
+        cursor = connection.cursor()
+
+        def insert(table: str, columns: tuple[str, ...], rows: Any) -> None:
+            names = ", ".join(f'"{column}"' for column in columns)
+            marks = ", ".join("?" for _ in columns)
+            cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})",
+                               ([_sqlite_value(v) for v in row] for row in rows))
+
+        insert("crawl", CRAWL_COLUMNS, dataset.crawl_rows())
+        insert("repository", REPOSITORY_COLUMNS, dataset.repository_rows())
+        insert("miningrun", RUN_COLUMNS, dataset.runs)
+        for chunk in dataset.finding_chunks():
+            insert("finding", FINDING_COLUMNS, chunk)
+        cursor.execute(FOLD_FINDINGS)
+        connection.commit()
+    finally:
+        connection.close()
+
+
+def load_postgresql(url: str, dataset: Dataset) -> None:
+    upgrade(url)
+    plain = url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(plain) as connection:
+        with connection.cursor() as cursor:
+            def copy(table: str, columns: tuple[str, ...], rows: Any) -> None:
+                names = sql.SQL(", ").join(sql.Identifier(column) for column in columns)
+                statement = sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(table), names)
+                with cursor.copy(statement) as stream:
+                    for row in rows:
+                        stream.write_row(row)
+
+            copy("crawl", CRAWL_COLUMNS, dataset.crawl_rows())
+            copy("repository", REPOSITORY_COLUMNS, dataset.repository_rows())
+            copy("miningrun", RUN_COLUMNS, dataset.runs)
+            for chunk in dataset.finding_chunks():
+                copy("finding", FINDING_COLUMNS, chunk)
+            cursor.execute(FOLD_FINDINGS)
+            for table in ("crawl", "repository", "miningrun", "finding"):   # sequences after COPY
+                cursor.execute(sql.SQL("SELECT setval(pg_get_serial_sequence({}, 'id'), "
+                                       "(SELECT max(id) FROM {}))")
+                               .format(sql.Literal(table), sql.Identifier(table)))
+        connection.commit()
+    with psycopg.connect(plain, autocommit=True) as connection:
+        connection.execute("VACUUM ANALYZE")
+
+
+def create_postgres_database() -> tuple[str, Callable[[], None]]:
+    errors = []
+    candidates = ([os.environ["MINER_BENCH_POSTGRES_URL"]]
+                  if os.environ.get("MINER_BENCH_POSTGRES_URL") else list(MAINTENANCE_URLS))
+    for maintenance_url in candidates:
+        try:
+            maintenance = psycopg.connect(maintenance_url, autocommit=True, connect_timeout=5)
+            break
+        except psycopg.OperationalError as exc:
+            errors.append(str(exc).strip().splitlines()[0])
+    else:
+        raise SystemExit("PostgreSQL is not reachable: " + "; ".join(errors))
+    name = f"miner_bench_{uuid.uuid4().hex[:10]}"
+    maintenance.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    info = maintenance.info
+    password = f":{info.password}" if info.password else ""
+    url = f"postgresql+psycopg://{info.user}{password}@{info.host}:{info.port}/{name}"
+
+    def drop() -> None:
+        make_engine(url).dispose()
+        maintenance.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        maintenance.close()
+
+    return url, drop
+
+
+# ------------------------------------------------------------------------------- timing
+
+def _timed(job: Callable[[], Any]) -> tuple[float, Any]:
+    started = time.perf_counter()
+    value = job()
+    return time.perf_counter() - started, value
+
+
+def measure(url: str, rules: Rules, repeat: int) -> dict[str, Any]:
+    with open_session(url) as session:
+        def count_findings() -> int:
+            return int(session.execute(text("SELECT count(*) FROM finding")).scalar_one())
+
+        def stats() -> dict[str, Any]:
+            return compute_stats(session=session, rules=rules)
+
+        count_findings(), stats()                     # warm caches and plans once
+        baseline: list[float] = []
+        timings: list[float] = []
+        for _ in range(repeat):                       # alternate, so drift hits both alike
+            seconds, findings = _timed(count_findings)
+            baseline.append(seconds)
+            seconds, document = _timed(stats)
+            timings.append(seconds)
+        others = {
+            "stats --topic nlp --exclude-forks": lambda: compute_stats(
+                session=session, rules=rules, filters=Filters(topic="nlp", exclude_forks=True)),
+            "stats --crawl 1": lambda: compute_stats(session=session, rules=rules,
+                                                     filters=Filters(crawl_id=1)),
+            "repository_rows(limit=50)": lambda: repository_rows(session=session, rules=rules,
+                                                                 limit=50),
+            "repository_rows(uses=autolog, limit=50)": lambda: repository_rows(
+                session=session, rules=rules, uses=["autolog"], limit=50),
+            "count_repositories(uses=autolog)": lambda: count_repositories(
+                session=session, rules=rules, uses=["autolog"]),
+            "finding_rows(api=log_param, limit=50)": lambda: finding_rows(
+                session=session, api="log_param", limit=50),
+            "crawl_trend": lambda: crawl_trend(session=session, rules=rules),
+        }
+        other_timings = {}
+        for name, job in others.items():
+            job()
+            other_timings[name] = statistics.median(_timed(job)[0] for _ in range(max(1, repeat // 2)))
+        usage_rows = int(session.execute(text("SELECT count(*) FROM runusage")).scalar_one())
+        wrong_flags = int(session.execute(text(WRONG_LATEST_FLAGS)).scalar_one())
+        if wrong_flags:
+            raise SystemExit(f"{wrong_flags} runs carry a wrong latest flag: the dataset is broken")
+    return {
+        "findings": findings,
+        "usage_rows": usage_rows,
+        "repositories": document["repositories"],
+        "headline": document["headline"]["repositories"],
+        "count_s": statistics.median(baseline),
+        "stats_s": statistics.median(timings),
+        "stats_best_s": min(timings),
+        "others": other_timings,
+    }
+
+
+def report(backend: str, load_s: float, result: dict[str, Any]) -> None:
+    ratio = result["stats_s"] / result["count_s"] if result["count_s"] else float("inf")
+    verdict = "under" if result["stats_s"] < TARGET_S else "OVER"
+    print(f"\n{backend}: {result['findings']:,} findings, {result['usage_rows']:,} run-usage rows, "
+          f"loaded in {load_s:.1f} s")
+    print(f"  stats: n = {result['repositories']:,} repositories, headline {result['headline']:,}")
+    print(f"  SELECT count(*) FROM finding  {result['count_s'] * 1000:8.1f} ms  (median)")
+    print(f"  compute_stats (miner stats)   {result['stats_s'] * 1000:8.1f} ms  (median; best "
+          f"{result['stats_best_s'] * 1000:.1f} ms)  {verdict} the {TARGET_S:.0f} s target")
+    print(f"  ratio stats / count(*)        {ratio:8.2f}")
+    for name, seconds in result["others"].items():
+        print(f"    {name:<42} {seconds * 1000:8.1f} ms")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repositories", type=int, default=100_000)
+    parser.add_argument("--findings", type=int, default=2_000_000)
+    parser.add_argument("--backend", nargs="+", choices=["sqlite", "postgresql"],
+                        default=["sqlite", "postgresql"])
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args(argv)
+
+    rules = load_rules()
+    started = time.perf_counter()
+    dataset = Dataset(args.repositories, args.findings, rules)
+    print(f"dataset: {args.repositories:,} repositories, {len(dataset.runs):,} runs, "
+          f"{args.findings:,} findings (planned in {time.perf_counter() - started:.1f} s)")
+    for backend in args.backend:
+        if backend == "sqlite":
+            with tempfile.TemporaryDirectory(prefix="miner-bench-") as folder:
+                url = f"sqlite:///{Path(folder) / 'bench.db'}"
+                load_s, _ = _timed(lambda: load_sqlite(url, dataset))
+                try:
+                    report("SQLite", load_s, measure(url, rules, args.repeat))
+                finally:
+                    make_engine(url).dispose()
+        else:
+            url, drop = create_postgres_database()
+            try:
+                load_s, _ = _timed(lambda: load_postgresql(url, dataset))
+                report("PostgreSQL", load_s, measure(url, rules, args.repeat))
+            finally:
+                drop()
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

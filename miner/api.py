@@ -1,0 +1,480 @@
+"""The read-only HTTP API and the dashboard: `miner serve` runs `create_app(settings)`.
+
+Every route is a GET over the same queries as the CLI (`miner.stats`, `schema.crawls`), with the
+same filters; lists answer `{"data": [...], "count": N}` with `count` the total before paging.
+Nothing here writes: there are no other methods (FastAPI answers 405), and each request's
+session is read-only in the database itself (PostgreSQL `SET TRANSACTION READ ONLY`, SQLite
+`PRAGMA query_only`), so even a bug in a query cannot change the results.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, Response
+from pydantic import BaseModel, ConfigDict, Field, create_model
+from sqlalchemy import text
+from sqlmodel import Session, select
+
+from miner import __version__
+from miner.charts import Chart, chart_card, render_charts
+from miner.detect.rules import Rules, load_rules
+from miner.domain import Category, RunStatus
+from miner.settings import Settings, load_settings
+from miner.web import templates
+from schema.filters import Filters, parse_since
+from schema.models import Crawl, Finding, MiningRun
+
+MAX_PER_PAGE = 500
+DEFAULT_PER_PAGE = 50
+MAX_PAGE = 1_000_000            # keeps OFFSET far from integer overflow on either database
+# PostgreSQL refuses NUL in text: such input is a 422 here, not a driver error later.
+NO_NUL = r"^[^\x00]*$"
+DETAIL_FINDINGS = 500           # a repository's page lists this many; the rest via /api/findings
+
+# ------------------------------------------------------------------------------ schemas
+
+class UsagePublic(BaseModel):
+    """One api's or category's usage: repositories using it, their share, and the calls."""
+
+    model_config = ConfigDict(extra="allow")
+    repositories: int
+    share: float
+    calls: int
+    fluent_calls: int = 0
+    client_calls: int = 0
+
+
+class HeadlinePublic(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    repositories: int
+    share: float
+    ci95: tuple[float, float]
+    apis: list[str] = Field(default_factory=list)
+
+
+class StatsPublic(BaseModel):
+    """`miner stats --format json`, the same document."""
+
+    model_config = ConfigDict(extra="allow")
+    repositories: int
+    headline: HeadlinePublic
+    apis: dict[str, UsagePublic]
+    categories: dict[str, UsagePublic]
+    failures: dict[str, Any]
+
+
+# One count per category, fields named after the Category values (what `miner repos` prints).
+CategoryCounts = create_model(  # type: ignore[call-overload]
+    "CategoryCounts", **{category.value: (int, 0) for category in Category}
+)
+
+
+class RepositoryPublic(CategoryCounts):  # type: ignore[misc, valid-type]
+    """A repository with its latest successful run's usage profile (a `miner repos` row)."""
+
+    model_config = ConfigDict(extra="allow")
+    full_name: str
+    stars: int | None = None
+    fork: bool = False
+    archived: bool = False
+    topics: list[str] = Field(default_factory=list)
+    commit: str | None = None
+    mined_at: datetime | str | None = None
+    findings: int = 0
+    headline: bool = False
+
+
+class RepositoriesPublic(BaseModel):
+    data: list[RepositoryPublic]
+    count: int
+
+
+class FindingPublic(BaseModel):
+    repository: str
+    commit: str | None
+    path: str
+    cell: int | None
+    line: int
+    column: int
+    api: str
+    category: str
+    qualified_name: str
+    flavor: str | None
+    disabling: bool
+    via_client: bool = False
+
+
+class FindingsPublic(BaseModel):
+    data: list[FindingPublic]
+    count: int
+
+
+class RunPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    crawl_id: int | None
+    commit_sha: str | None
+    status: RunStatus
+    error: str | None
+    started_at: datetime
+    finished_at: datetime
+    files_seen: int
+    files_analysed: int
+    files_unparsable: int
+    files_skipped: int
+    bytes_analysed: int
+    duration_s: float
+    rules_version: str
+    tool_version: str
+
+
+class ProfilePublic(CategoryCounts):  # type: ignore[misc, valid-type]
+    """The repository as the last search saw it, and what its latest successful run found."""
+
+    full_name: str
+    clone_url: str | None
+    default_branch: str | None
+    description: str | None
+    topics: list[str]
+    stars: int | None
+    forks: int | None
+    size_kb: int | None
+    created_at: datetime | None
+    pushed_at: datetime | None
+    archived: bool
+    fork: bool
+    first_seen_at: datetime
+    last_mined_sha: str | None
+    last_mined_at: datetime | None
+    commit: str | None = None          # of the latest successful run
+    findings: int = 0
+    headline: bool = False
+
+
+class RepositoryDetail(BaseModel):
+    profile: ProfilePublic
+    runs: list[RunPublic]
+    findings: FindingsPublic
+
+
+class CrawlPublic(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    id: int
+    topics: list[str]
+    query: str | None
+    status: str
+    started_at: str | None
+    finished_at: str | None
+    found: int
+    enqueued: int
+    unchanged: int
+    runs_done: int
+    runs_ok: int
+    runs_failed: int
+    error: str | None
+
+
+class CrawlsPublic(BaseModel):
+    data: list[CrawlPublic]
+    count: int
+
+
+class TrendPointPublic(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    k: int
+    n: int
+    share: float
+    ci95: tuple[float, float]
+
+
+class TrendPublic(BaseModel):
+    data: list[TrendPointPublic]
+    count: int
+
+
+# ------------------------------------------------------------------------- dependencies
+
+@contextmanager
+def read_only_session(settings_or_url: Settings | str) -> Iterator[Session]:
+    """A session that the database refuses to write through (migrations happen before it)."""
+    from schema.db import open_session
+
+    with open_session(settings_or_url) as session:
+        dialect = session.get_bind().dialect.name
+        if dialect == "postgresql":
+            session.exec(text("SET TRANSACTION READ ONLY"))
+            yield session
+            return
+        # SQLite: query_only belongs to the pooled connection, so switch it back off after.
+        session.exec(text("PRAGMA query_only = ON"))
+        try:
+            yield session
+        finally:
+            session.rollback()
+            session.exec(text("PRAGMA query_only = OFF"))
+            session.commit()
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    with read_only_session(request.app.state.settings) as session:
+        yield session
+
+
+def get_rules(request: Request) -> Rules:
+    return request.app.state.rules
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+RulesDep = Annotated[Rules, Depends(get_rules)]
+
+
+def _invalid(field: str, value: Any, message: str) -> RequestValidationError:
+    """The 422 body FastAPI gives its own validation errors, for checks that need the rules."""
+    return RequestValidationError(
+        [{"type": "value_error", "loc": ("query", field), "msg": message, "input": value}]
+    )
+
+
+def _since(text: str | None) -> datetime | None:
+    """The CLI's --since rules (ISO date or datetime, UTC unless an offset is given)."""
+    if text is None or text == "":
+        return None
+    try:
+        return parse_since(text)
+    except (ValueError, OverflowError) as exc:   # OverflowError: an offset past year 1 or 9999
+        raise _invalid("since", text, str(exc) if isinstance(exc, ValueError)
+                       else f"date {text!r} is out of range") from None
+
+
+def get_filters(
+    session: SessionDep,
+    topic: Annotated[str | None, Query(max_length=200, pattern=NO_NUL, description="Repositories with this GitHub topic.")] = None,
+    min_stars: Annotated[int | None, Query(ge=0, le=10**9, description="At least this many stars.")] = None,
+    exclude_forks: Annotated[bool, Query(description="Leave forks out.")] = False,
+    exclude_archived: Annotated[bool, Query(description="Leave archived repositories out.")] = False,
+    crawl: Annotated[int | None, Query(ge=1, le=2**31 - 1, description="Latest successful run within this crawl.")] = None,
+    since: Annotated[str | None, Query(max_length=40, description="Runs finished at or after this ISO date or datetime (UTC unless an offset is given).", examples=["2026-03-01", "2026-03-01T12:00:00+02:00"])] = None,
+) -> Filters:
+    """The shared filters; a crawl that does not exist is an error, not an empty answer."""
+    if crawl is not None and session.get(Crawl, crawl) is None:
+        raise _invalid("crawl", crawl, f"no crawl with id {crawl} (see /api/crawls)")
+    return Filters(topic=topic or None, min_stars=min_stars, exclude_forks=exclude_forks,
+                   exclude_archived=exclude_archived, crawl_id=crawl, since=_since(since))
+
+
+FiltersDep = Annotated[Filters, Depends(get_filters)]
+
+
+class Page(BaseModel):
+    page: int
+    per_page: int
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.per_page
+
+
+def get_page(
+    page: Annotated[int, Query(ge=1, le=MAX_PAGE, description="1-based page number.")] = 1,
+    per_page: Annotated[int, Query(ge=1, le=MAX_PER_PAGE, description=f"Rows per page, at most {MAX_PER_PAGE}.")] = DEFAULT_PER_PAGE,
+) -> Page:
+    return Page(page=page, per_page=per_page)
+
+
+PageDep = Annotated[Page, Depends(get_page)]
+
+
+def _check_usage(field: str, values: Sequence[str], rules: Rules) -> tuple[str, ...]:
+    from miner.stats import usage_keys
+
+    known = usage_keys(rules)
+    for value in values:
+        if value not in known:
+            raise _invalid(field, value, f"unknown api or category {value!r}; "
+                                         f"one of: {', '.join(known)}")
+    return tuple(values)
+
+
+def _check_api(session: Session, rules: Rules, api: str | None) -> str | None:
+    """An api of the rules table, or one the database holds findings of (category other)."""
+    if api is None or api in rules.apis:
+        return api
+    if session.exec(select(Finding.id).where(Finding.api == api).limit(1)).first() is None:
+        raise _invalid("api", api, f"unknown api {api!r}")
+    return api
+
+
+def _query_string(request: Request) -> str:
+    """The request's filters, re-encoded for the chart URLs of the dashboard."""
+    pairs = [(key, value) for key, value in request.query_params.multi_items()
+             if key in {"topic", "min_stars", "exclude_forks", "exclude_archived", "crawl", "since"}
+             and value != ""]
+    return "?" + urlencode(pairs) if pairs else ""
+
+
+# ------------------------------------------------------------------------------- the app
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The API over `settings.database_url`; the schema is brought up to date on first use."""
+    settings = settings or load_settings()
+    app = FastAPI(
+        title="mlflow-miner",
+        version=__version__,
+        summary="Read-only access to mined MLflow API usage: statistics, repositories, findings, crawls.",
+    )
+    app.state.settings = settings
+    app.state.rules = load_rules(settings.rules)
+
+    @app.get("/api/stats", response_model=StatsPublic, tags=["stats"])
+    def read_stats(session: SessionDep, rules: RulesDep, filters: FiltersDep) -> dict[str, Any]:
+        """The headline share with its 95 % interval, per api and category usage, failures."""
+        from miner.stats import compute_stats
+
+        return compute_stats(session=session, rules=rules, filters=filters)
+
+    @app.get("/api/trend", response_model=TrendPublic, tags=["stats"])
+    def read_trend(session: SessionDep, rules: RulesDep) -> dict[str, Any]:
+        """The headline share of each crawl, oldest first."""
+        from miner.stats import crawl_trend
+
+        rows = crawl_trend(session=session, rules=rules)
+        return {"data": rows, "count": len(rows)}
+
+    @app.get("/api/repositories", response_model=RepositoriesPublic, tags=["repositories"])
+    def read_repositories(
+        session: SessionDep,
+        rules: RulesDep,
+        filters: FiltersDep,
+        page: PageDep,
+        uses: Annotated[list[str], Query(max_length=50, description="Uses this api or category (repeatable; all must hold).")] = [],
+        not_uses: Annotated[list[str], Query(max_length=50, description="Does not use this api or category (repeatable).")] = [],
+    ) -> dict[str, Any]:
+        """Repositories with their usage profile: one count per category, as `miner repos`."""
+        from miner.stats import count_repositories, repository_rows
+
+        wanted = _check_usage("uses", uses, rules)
+        unwanted = _check_usage("not_uses", not_uses, rules)
+        rows = repository_rows(session=session, rules=rules, filters=filters, uses=wanted,
+                               not_uses=unwanted, limit=page.per_page, offset=page.offset)
+        count = count_repositories(session=session, rules=rules, filters=filters, uses=wanted,
+                                   not_uses=unwanted)
+        return {"data": rows, "count": count}
+
+    @app.get("/api/repositories/{owner}/{name}", response_model=RepositoryDetail,
+             tags=["repositories"], responses={404: {"description": "No such repository"}})
+    def read_repository(
+        session: SessionDep,
+        rules: RulesDep,
+        owner: Annotated[str, Path(max_length=100, pattern=NO_NUL)],
+        name: Annotated[str, Path(max_length=200, pattern=NO_NUL)],
+    ) -> dict[str, Any]:
+        """One repository: its profile, every run (newest first) and its latest findings."""
+        from miner.stats import count_findings, finding_rows
+        from schema.store import get_repository
+
+        full_name = f"{owner}/{name}"
+        repository = get_repository(session=session, full_name=full_name)
+        if repository is None:
+            raise HTTPException(status_code=404, detail=f"no repository {full_name}")
+        runs = session.exec(
+            select(MiningRun).where(MiningRun.repository_id == repository.id)
+            .order_by(MiningRun.finished_at.desc(), MiningRun.id.desc())
+        ).all()
+        findings = finding_rows(session=session, repo=full_name)
+        profile = {
+            **repository.model_dump(),
+            **usage_profile(findings, rules),
+            "commit": findings[0]["commit"] if findings else _latest_ok_commit(runs),
+        }
+        return {
+            "profile": profile,
+            "runs": [RunPublic.model_validate(run) for run in runs],
+            "findings": {"data": findings[:DETAIL_FINDINGS],
+                         "count": count_findings(session=session, repo=full_name)},
+        }
+
+    @app.get("/api/findings", response_model=FindingsPublic, tags=["findings"])
+    def read_findings(
+        session: SessionDep,
+        rules: RulesDep,
+        filters: FiltersDep,
+        page: PageDep,
+        api: Annotated[str | None, Query(max_length=100, pattern=NO_NUL, description="Only this api, e.g. log_param.")] = None,
+        repo: Annotated[str | None, Query(max_length=300, pattern=NO_NUL, description="Only this OWNER/NAME.")] = None,
+    ) -> dict[str, Any]:
+        """Findings of the latest successful run of each repository."""
+        from miner.stats import count_findings, finding_rows
+
+        api = _check_api(session, rules, api)
+        rows = finding_rows(session=session, repo=repo, api=api, filters=filters,
+                            limit=page.per_page, offset=page.offset)
+        count = count_findings(session=session, repo=repo, api=api, filters=filters)
+        return {"data": rows, "count": count}
+
+    @app.get("/api/crawls", response_model=CrawlsPublic, tags=["crawls"])
+    def read_crawls(session: SessionDep) -> dict[str, Any]:
+        """Every crawl, newest first, with its progress from the stored runs."""
+        from schema.crawls import crawl_rows
+
+        rows = crawl_rows(session=session)
+        return {"data": rows, "count": len(rows)}
+
+    @app.get("/charts/{chart}.png", tags=["dashboard"],
+             responses={200: {"content": {"image/png": {}}, "description": "A PNG chart"}},
+             response_class=Response)
+    def read_chart(session: SessionDep, rules: RulesDep, filters: FiltersDep, chart: Chart) -> Response:
+        """The report's charts, drawn on request from the current data."""
+        png = render_charts(session=session, rules=rules, filters=filters, charts=[chart])[chart]
+        return Response(content=png, media_type="image/png", headers={"Cache-Control": "no-store"})
+
+    @app.get("/", response_class=HTMLResponse, tags=["dashboard"])
+    def dashboard(request: Request, session: SessionDep, rules: RulesDep, filters: FiltersDep) -> HTMLResponse:
+        """The headline number and the report's charts, with the same filters as the API."""
+        from miner.stats import compute_stats
+
+        stats = compute_stats(session=session, rules=rules, filters=filters)
+        page = templates.get_template("dashboard.html.j2").render(
+            stats=stats,
+            filters=filters,
+            query=_query_string(request),
+            charts=[chart_card(chart) for chart in Chart],
+        )
+        return HTMLResponse(page)
+
+    return app
+
+
+def usage_profile(findings: Sequence[dict[str, Any]], rules: Rules) -> dict[str, Any]:
+    """One repository's counts per category and headline flag, from its latest findings.
+
+    The same counting as `miner.stats`: a table category by api (fluent and client calls),
+    `client` every client call, `other` findings of category other; the headline needs a
+    headline api that is not a disabling call.
+    """
+    counts: Counter[str] = Counter()
+    for finding in findings:
+        category = rules.apis.get(finding["api"])
+        if category is not None:
+            counts[category.value] += 1
+        if finding.get("via_client"):
+            counts[rules.client_category.value] += 1
+        if finding["category"] == rules.default_category.value:
+            counts[rules.default_category.value] += 1
+    headline = any(f["api"] in rules.headline_apis and not f["disabling"] for f in findings)
+    return {
+        **{category.value: counts.get(category.value, 0) for category in rules.categories},
+        "findings": len(findings),
+        "headline": headline,
+    }
+
+
+def _latest_ok_commit(runs: Sequence[MiningRun]) -> str | None:
+    return next((run.commit_sha for run in runs if run.status is RunStatus.ok), None)
