@@ -214,7 +214,7 @@ class InProcessSandbox:
     """Stands in for miner.sandbox.ParserSandbox: the detector runs in this process, as before the
     sandbox, so the stages can be timed (and profiled) and the sandbox's own cost measured."""
 
-    def __init__(self, detector, timeout_s: float = 0.0) -> None:
+    def __init__(self, detector, timeout_s: float = 0.0, memory_mb: int = 0) -> None:
         self.detector = detector
 
     def __enter__(self) -> "InProcessSandbox":

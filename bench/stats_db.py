@@ -10,8 +10,9 @@ also have an older successful run (history that the statistics must skip), 3 % a
 run, and 2 % of extra repositories were never mined successfully. Each run calls 2 to 8
 distinct apis of the rules table (or outside it), 8 % of calls go through an MlflowClient and
 one autolog in ten disables it. Rows are bulk inserted (executemany on SQLite, COPY on
-PostgreSQL) and the per-run usage rows are folded from the findings in SQL, the same folding
-`store.save_run` does in Python. PostgreSQL gets the VACUUM ANALYZE autovacuum would run.
+PostgreSQL); what `store.save_run` writes beside the findings (per-run usage rows and
+profiles, latest flags) is then folded from them by `store.rebuild_summaries`, and checked.
+PostgreSQL gets the VACUUM ANALYZE autovacuum would run.
 
 Then, in the same process and alternately, `SELECT count(*) FROM finding` (the baseline) and
 `compute_stats` (what `miner stats` runs) are timed `--repeat` times each after one warm-up;
@@ -42,6 +43,7 @@ from sqlalchemy import text
 from miner.detect.rules import Rules, load_rules
 from miner.stats import compute_stats, count_repositories, crawl_trend, finding_rows, repository_rows
 from schema.db import make_engine, open_session, upgrade
+from schema.store import rebuild_summaries
 from schema.filters import Filters
 
 TARGET_S = 1.0
@@ -61,20 +63,9 @@ CRAWL_COLUMNS = ("id", "topics", "query", "slices", "started_at", "finished_at",
                  "repos_enqueued", "repos_skipped_unchanged", "status")
 RUN_COLUMNS = ("id", "repository_id", "crawl_id", "commit_sha", "started_at", "finished_at",
                "status", "error", "files_seen", "files_analysed", "files_unparsable",
-               "files_skipped", "bytes_analysed", "duration_s", "rules_version", "tool_version",
-               "latest")
+               "files_skipped", "bytes_analysed", "duration_s", "rules_version", "tool_version")
 FINDING_COLUMNS = ("id", "mining_run_id", "path", "line", "column", "cell", "api", "category",
                    "qualified_name", "flavor", "disabling", "via_client")
-FOLD_FINDINGS = """
-INSERT INTO runusage (mining_run_id, api, calls, client_calls, other_calls, used, latest)
-SELECT f.mining_run_id, f.api, count(*),
-       sum(CASE WHEN f.via_client THEN 1 ELSE 0 END),
-       sum(CASE WHEN f.category = 'other' THEN 1 ELSE 0 END),
-       max(CASE WHEN f.disabling THEN 0 ELSE 1 END),
-       m.latest
-FROM finding f JOIN miningrun m ON m.id = f.mining_run_id
-GROUP BY f.mining_run_id, f.api, m.latest
-"""
 # The flags as `save_run` keeps them must equal the definition: no newer successful run.
 WRONG_LATEST_FLAGS = """
 SELECT count(*) FROM miningrun m
@@ -130,8 +121,7 @@ class Dataset:
         pick = self.random
         run_id = 0
 
-        def run(repository_id: int, crawl_id: int, day: int, status: str, sha: str | None,
-                latest: bool = False) -> int:
+        def run(repository_id: int, crawl_id: int, day: int, status: str, sha: str | None) -> int:
             nonlocal run_id
             run_id += 1
             started = T0 + timedelta(days=day, seconds=repository_id % 20000)
@@ -139,7 +129,7 @@ class Dataset:
             self.runs.append((
                 run_id, repository_id, crawl_id, sha, started, started + timedelta(seconds=7),
                 status, None if ok else f"{status}: synthetic", 12, 12 if ok else 0, 0, 0,
-                40_000 if ok else 0, 7.0, self.rules.version, "bench", latest,
+                40_000 if ok else 0, 7.0, self.rules.version, "bench",
             ))
             return run_id
 
@@ -150,7 +140,7 @@ class Dataset:
                 continue
             if pick.random() < 0.10:             # history: an older successful run
                 self.ok_runs.append(run(repository_id, 1, 1, "ok", f"old{repository_id:08x}"))
-            self.ok_runs.append(run(repository_id, 3, 3, "ok", f"{repository_id:040x}", latest=True))
+            self.ok_runs.append(run(repository_id, 3, 3, "ok", f"{repository_id:040x}"))
             if pick.random() < 0.03:             # a newer commit whose mine timed out
                 run(repository_id, 3, 4, "timeout", f"new{repository_id:08x}")
 
@@ -217,10 +207,10 @@ def load_sqlite(url: str, dataset: Dataset) -> None:
         insert("miningrun", RUN_COLUMNS, dataset.runs)
         for chunk in dataset.finding_chunks():
             insert("finding", FINDING_COLUMNS, chunk)
-        cursor.execute(FOLD_FINDINGS)
         connection.commit()
     finally:
         connection.close()
+    summarise(url)
 
 
 def load_postgresql(url: str, dataset: Dataset) -> None:
@@ -240,14 +230,20 @@ def load_postgresql(url: str, dataset: Dataset) -> None:
             copy("miningrun", RUN_COLUMNS, dataset.runs)
             for chunk in dataset.finding_chunks():
                 copy("finding", FINDING_COLUMNS, chunk)
-            cursor.execute(FOLD_FINDINGS)
             for table in ("crawl", "repository", "miningrun", "finding"):   # sequences after COPY
                 cursor.execute(sql.SQL("SELECT setval(pg_get_serial_sequence({}, 'id'), "
                                        "(SELECT max(id) FROM {}))")
                                .format(sql.Literal(table), sql.Identifier(table)))
         connection.commit()
+    summarise(url)
     with psycopg.connect(plain, autocommit=True) as connection:
         connection.execute("VACUUM ANALYZE")
+
+
+def summarise(url: str) -> None:
+    """What `save_run` writes beside the findings, folded from them by the store's own code."""
+    with open_session(url) as session:
+        rebuild_summaries(session=session)
 
 
 def create_postgres_database() -> tuple[str, Callable[[], None]]:

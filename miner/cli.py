@@ -9,7 +9,7 @@ from collections import Counter
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -25,7 +25,9 @@ from miner.output import Format, console, render_document, render_rows
 from miner.pipeline import mine_commit
 from miner.settings import Settings, load_settings
 from miner.targets import Target, parse_target
-from schema.filters import Filters, parse_since
+
+if TYPE_CHECKING:
+    from schema.filters import Filters
 
 app = typer.Typer(
     help="Mine GitHub repositories for how they use the MLflow tracking API.",
@@ -125,8 +127,14 @@ def with_filters(command: Callable[..., None]) -> Callable[..., None]:
     --topic, --min-stars, --exclude-forks, --exclude-archived, --crawl ID, --since DATE: the
     same set for stats, findings, repos and export (and the same names as the API's).
     """
-    signature = inspect.signature(command, eval_str=True)
-    own = [p for p in signature.parameters.values() if p.name != "filters"]
+    signature = inspect.signature(command)
+    # Typer reads the evaluated annotations; `filters` is ours to fill and never evaluated, so
+    # schema.filters (and SQLAlchemy) load only when a query command runs.
+    own = [
+        parameter.replace(annotation=eval(parameter.annotation, command.__globals__))  # noqa: S307
+        if isinstance(parameter.annotation, str) else parameter
+        for parameter in signature.parameters.values() if parameter.name != "filters"
+    ]
     added = [
         inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default)
         for name, annotation, default in _FILTER_OPTIONS
@@ -135,6 +143,8 @@ def with_filters(command: Callable[..., None]) -> Callable[..., None]:
     @functools.wraps(command)
     def run(*args: Any, topic: str | None, min_stars: int | None, exclude_forks: bool,
             exclude_archived: bool, crawl: int | None, since: str | None, **kwargs: Any) -> None:
+        from schema.filters import Filters, parse_since
+
         try:
             since_at = parse_since(since) if since is not None else None
         except ValueError as exc:
@@ -144,7 +154,9 @@ def with_filters(command: Callable[..., None]) -> Callable[..., None]:
                           exclude_archived=exclude_archived, crawl_id=crawl, since=since_at)
         command(*args, filters=filters, **kwargs)
 
-    run.__signature__ = signature.replace(parameters=[*own, *added])  # type: ignore[attr-defined]
+    parameters = [*own, *added]
+    run.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    run.__annotations__ = {parameter.name: parameter.annotation for parameter in parameters}
     return run
 
 
@@ -271,9 +283,10 @@ def repos(
     except DatabaseUnavailable as exc:
         _fail(str(exc))
         return
-    if format is Format.table:
+    if format is Format.table:   # narrower for people; json and csv carry every column
         for row in rows:
             row["commit"] = (row["commit"] or "")[:12]
+            del row["topics"], row["mined_at"]
     render_rows(rows, format, title="repositories")
 
 

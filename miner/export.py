@@ -23,16 +23,16 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from enum import Enum
 from pathlib import Path
-from typing import Any
-
-from sqlalchemy import Select, String, case, func, select, type_coerce
-from sqlmodel import Session
+from typing import TYPE_CHECKING, Any
 
 from miner import __version__
-from miner.detect.rules import Rules
-from schema.filters import Filters, merge_crawl
-from schema.models import Crawl, FileResult, Finding, MiningRun, Repository
-from schema.store import latest_runs
+
+if TYPE_CHECKING:   # the database modules load when an export runs, not with `miner --help`
+    from sqlalchemy import Select
+    from sqlmodel import Session
+
+    from miner.detect.rules import Rules
+    from schema.filters import Filters
 
 CHUNK_ROWS = 50_000
 CARD = "dataset.json"
@@ -62,11 +62,16 @@ class ExportTable:
 
 def _plain(column: Any) -> Any:
     """A stored Enum column read as its text: no per-row conversion to Enum members."""
+    from sqlalchemy import String, type_coerce
+
     return type_coerce(column, String)
 
 
 def _repositories_table(rules: Rules, filters: Filters) -> ExportTable:
+    from sqlalchemy import func
+
     from miner.stats import repository_statement
+    from schema.models import Repository
 
     statement, latest, per_run = repository_statement(rules, filters, (), ())
     categories = [category.value for category in rules.categories]
@@ -75,8 +80,7 @@ def _repositories_table(rules: Rules, filters: Filters) -> ExportTable:
         Repository.archived, Repository.topics, Repository.description, Repository.clone_url,
         Repository.default_branch, Repository.size_kb, Repository.created_at,
         Repository.pushed_at, Repository.first_seen_at, latest.c.id, latest.c.commit_sha,
-        latest.c.finished_at, func.coalesce(per_run.c.findings, 0),
-        func.coalesce(per_run.c.headline, 0) == 1,
+        latest.c.finished_at, func.coalesce(per_run.c.findings, 0), latest.c.headline == 1,
         *(func.coalesce(per_run.c[f"count_{name}"], 0) for name in categories),
     ).order_by(Repository.full_name)
     columns = [
@@ -91,7 +95,11 @@ def _repositories_table(rules: Rules, filters: Filters) -> ExportTable:
 
 
 def _runs_table(filters: Filters) -> ExportTable:
+    from sqlalchemy import case, select
+
     from miner.stats import failed_last_runs
+    from schema.models import MiningRun, Repository
+    from schema.store import latest_runs
 
     latest = select(latest_runs(filters=filters).subquery("latest").c.id)
     last_failed = failed_last_runs(filters)
@@ -120,6 +128,11 @@ def _runs_table(filters: Filters) -> ExportTable:
 
 
 def _file_results_table(filters: Filters) -> ExportTable:
+    from sqlalchemy import select
+
+    from schema.models import FileResult, Repository
+    from schema.store import latest_runs
+
     latest = latest_runs(filters=filters).subquery("latest")
     statement = (
         select(
@@ -140,6 +153,11 @@ def _file_results_table(filters: Filters) -> ExportTable:
 
 
 def _findings_table(filters: Filters) -> ExportTable:
+    from sqlalchemy import select
+
+    from schema.models import Finding, Repository
+    from schema.store import latest_runs
+
     latest = latest_runs(filters=filters).subquery("latest")
     statement = (
         select(
@@ -312,6 +330,7 @@ def write_export(
 ) -> dict[str, Any]:
     """Write the four tables in `fmt`, stats.json and dataset.json into `out_dir`; return the card."""
     from miner.stats import compute_stats
+    from schema.filters import merge_crawl
 
     fmt = ExportFormat(fmt)
     filters = merge_crawl(filters, None)
@@ -394,6 +413,10 @@ def write_export(
 
 
 def _crawl_records(session: Session, crawl_ids: set[int]) -> list[dict[str, Any]]:
+    from sqlalchemy import func, select
+
+    from schema.models import Crawl, MiningRun
+
     if not crawl_ids:
         return []
     crawls = session.execute(

@@ -5,11 +5,21 @@ run, fluent or client (`client.log_metric` has api `log_metric`), has api A; it 
 only through an autolog call that does not disable it. Categories follow the api through the
 rules table; `client` is any client call and `other` any finding of category other.
 
-Every number comes from the database in a few statements over the per-(run, api) usage rows
-that `store.save_run` writes with the findings (RunUsage: a handful per repository instead of
-every finding): per-api and per-category figures are aggregated from those rows in SQL, and
-Python only shapes the answer. Every query takes the same `Filters` (schema.filters), applied
-in SQL by `store.latest_runs`.
+No statistic reads the findings themselves. `store.save_run` writes, with a run's findings,
+what the statistics need of them: one RunUsage row per (run, api) (calls, client calls, other
+calls, used), the run's usage profile (`apis_used`, the sorted apis it uses; its client and
+other calls) and the `latest` flag of each repository's latest successful run. On 100,000
+repositories with 2,000,000 findings `compute_stats` then runs four statements:
+
+- per api: RunUsage rows of the latest runs summed by api (an index in api order);
+- per category: latest runs counted per distinct usage profile; the rules' api -> category
+  table is applied to those distinct profiles (a few thousand rows) here, so the rules stay
+  data that may change after mining, as before;
+- runs, files and rules versions: one aggregate over the latest runs;
+- failures: the failed runs (a few percent) checked for a newer run of their repository.
+
+Every query takes the same `Filters` (schema.filters), applied in SQL by `store.latest_runs`.
+Findings are read only where they are listed: `finding_rows` and the export.
 """
 
 from __future__ import annotations
@@ -22,9 +32,12 @@ from sqlalchemy import (
     ColumnElement,
     FromClause,
     Select,
+    String,
     and_,
     case,
+    false,
     func,
+    literal,
     or_,
     select,
 )
@@ -80,22 +93,6 @@ def _of_latest_runs(filters: Filters) -> ColumnElement[bool]:
     return RunUsage.mining_run_id.in_(latest_runs(filters=filters).with_only_columns(MiningRun.id))
 
 
-def _category_flags(usage: FromClause, rules: Rules) -> dict[str, ColumnElement[Any]]:
-    """Per (run, api) row: 1 where the row makes its repository use the category (or headline)."""
-    flags: dict[str, ColumnElement[Any]] = {}
-    for category in rules.categories:
-        if category is rules.client_category:
-            flags[category.value] = case((usage.c.client_calls > 0, 1), else_=0)
-        elif category is rules.default_category:
-            flags[category.value] = case((usage.c.other_calls > 0, 1), else_=0)
-        else:
-            flags[category.value] = case(
-                (usage.c.api.in_(rules.apis_of(category)), usage.c.used), else_=0
-            )
-    flags[HEADLINE] = case((usage.c.api.in_(list(rules.headline_apis)), usage.c.used), else_=0)
-    return flags
-
-
 def _category_calls(usage: FromClause, rules: Rules) -> dict[str, ColumnElement[Any]]:
     """Per (run, api) row: the calls it adds to each category's count (as `miner repos` shows)."""
     calls: dict[str, ColumnElement[Any]] = {}
@@ -109,6 +106,12 @@ def _category_calls(usage: FromClause, rules: Rules) -> dict[str, ColumnElement[
                 (usage.c.api.in_(rules.apis_of(category)), usage.c.calls), else_=0
             )
     return calls
+
+
+def _table_categories(rules: Rules) -> dict[str, str]:
+    """api -> category for the categories that follow the api (not `client`, not `other`)."""
+    special = (rules.client_category, rules.default_category)
+    return {api: category.value for api, category in rules.apis.items() if category not in special}
 
 
 def usage_keys(rules: Rules) -> list[str]:
@@ -130,11 +133,24 @@ def _check_usage_keys(keys: Iterable[str], rules: Rules) -> list[str]:
     return keys
 
 
-def _usage_flag(usage: FromClause, rules: Rules, key: str) -> ColumnElement[Any]:
-    """Per (run, api) row: 1 where it makes the repository use `key` (api, category, headline)."""
+def _uses(rules: Rules, key: str) -> ColumnElement[bool]:
+    """The MiningRun of the query uses `key` (an api, a category or `headline`), per its profile.
+
+    The same rule as `compute_stats`: an api is used when the run calls it other than only to
+    disable it; a category when one of its apis is used; `client` / `other` on any such call.
+    """
     if key in rules.apis:
-        return case((usage.c.api == key, usage.c.used), else_=0)
-    return _category_flags(usage, rules)[key]
+        apis = [key]
+    elif key == HEADLINE:
+        apis = list(rules.headline_apis)
+    elif key == rules.client_category.value:
+        return MiningRun.client_calls > 0
+    elif key == rules.default_category.value:
+        return MiningRun.other_calls > 0
+    else:
+        apis = [api for api, category in _table_categories(rules).items() if category == key]
+    padded = literal(",", String).concat(MiningRun.apis_used).concat(",")
+    return or_(false(), *(padded.contains(f",{api},", autoescape=True) for api in apis))
 
 
 def _run_filters(filters: Filters) -> list[ColumnElement[bool]]:
@@ -246,35 +262,41 @@ def compute_stats(
         )
     }
 
-    # Per run, the category flags (max over its apis), summed over runs: one row. The rows
-    # are read run by run in primary key order, so the grouping needs no sort.
-    usage = _usage_rows(of_latest)
-    flags = _category_flags(usage, rules)
-    per_run = (
-        select(*(func.max(flag).label(name) for name, flag in flags.items()))
-        .group_by(usage.c.run_id)
-        .subquery("per_run")
-    )
-    sums = session.exec(
-        select(*(func.coalesce(func.sum(per_run.c[name]), 0).label(name) for name in flags))
-    ).one()
-    category_repositories = {name: int(sums[index]) for index, name in enumerate(flags)}
+    # Per category: latest runs counted per distinct usage profile (the sorted apis a run
+    # uses, stored by `save_run`), then the rules map each distinct profile to categories.
+    # Profiles repeat across repositories, so this is a few thousand rows, not one per run.
+    profile_select = latest_select
+    if filters.crawl_id is None:   # the same runs; `= true` lets SQLite group in index order
+        profile_select = latest_select.where(MiningRun.latest == True)  # noqa: E712
+    profiles = session.connection().execute(
+        profile_select.with_only_columns(
+            MiningRun.apis_used,
+            func.count(),
+            func.sum(case((MiningRun.client_calls > 0, 1), else_=0)),
+            func.sum(case((MiningRun.other_calls > 0, 1), else_=0)),
+        ).group_by(MiningRun.apis_used)
+    ).all()
+    category_repositories = _category_repositories(profiles, rules)
 
-    # Runs and files of the latest runs, per rules version they were mined with.
-    by_version = session.exec(
+    # Runs and files of the latest runs, and the rules versions they were mined with.
+    *files, oldest, newest = session.exec(
         latest_select.with_only_columns(
-            MiningRun.rules_version,
             func.count(),
             func.sum(MiningRun.files_seen),
             func.sum(MiningRun.files_analysed),
             func.sum(MiningRun.files_unparsable),
             func.sum(MiningRun.files_skipped),
             func.sum(MiningRun.bytes_analysed),
-        ).group_by(MiningRun.rules_version).order_by(MiningRun.rules_version)
-    ).all()
-    files = [sum(int(row[index] or 0) for row in by_version) for index in range(1, 7)]
-    rules_versions = [row[0] for row in by_version]
-    total = files[0]
+            func.min(MiningRun.rules_version),
+            func.max(MiningRun.rules_version),
+        )
+    ).one()
+    total, *files = (int(value or 0) for value in files)
+    rules_versions = sorted({version for version in (oldest, newest) if version is not None})
+    if len(rules_versions) > 1:   # then there may be more than two: list them all
+        rules_versions = sorted(session.exec(
+            latest_select.with_only_columns(MiningRun.rules_version).distinct()
+        ).scalars())
 
     def api_entry(api: str) -> dict[str, Any]:
         row = api_rows.get(api)
@@ -310,13 +332,13 @@ def compute_stats(
         "apis": apis,
         "categories": {category.value: category_entry(category) for category in rules.categories},
         "failures": _failures(session, filters=filters,
-                              unparsable_files=int(files[3]), skipped_files=int(files[4])),
+                              unparsable_files=files[2], skipped_files=files[3]),
         "files": {
-            "seen": int(files[1]),
-            "analysed": int(files[2]),
-            "unparsable": int(files[3]),
-            "skipped": int(files[4]),
-            "bytes_analysed": int(files[5]),
+            "seen": files[0],
+            "analysed": files[1],
+            "unparsable": files[2],
+            "skipped": files[3],
+            "bytes_analysed": files[4],
         },
         "rules": rules.name,
         "rules_version": rules.version,
@@ -324,6 +346,38 @@ def compute_stats(
         "crawl_id": filters.crawl_id,
         "filters": filters.as_dict(),
     }
+
+
+def _category_repositories(profiles: Sequence[Any], rules: Rules) -> dict[str, int]:
+    """Repositories per category (and headline) from (apis_used, runs, client, other) rows.
+
+    Each api stands for a bit per category it counts for (its table category, headline);
+    a profile's bits are OR-ed once and runs added up per distinct set of bits, so the work
+    per profile is a split and a few integer operations.
+    """
+    keys = [*sorted(set(_table_categories(rules).values())), HEADLINE]
+    bit = {key: 1 << index for index, key in enumerate(keys)}
+    bits_of = {api: bit[category] for api, category in _table_categories(rules).items()}
+    for api in rules.headline_apis:
+        bits_of[api] = bits_of.get(api, 0) | bit[HEADLINE]
+    runs_per_mask: dict[int, int] = {}
+    with_client = with_other = 0
+    for apis_used, runs, client_runs, other_runs in profiles:
+        with_client += client_runs or 0
+        with_other += other_runs or 0
+        mask = 0
+        if apis_used:
+            for api in apis_used.split(","):
+                mask |= bits_of.get(api, 0)
+        runs_per_mask[mask] = runs_per_mask.get(mask, 0) + runs
+    counts = dict.fromkeys([*(category.value for category in rules.categories), HEADLINE], 0)
+    for mask, runs in runs_per_mask.items():
+        for key, key_bit in bit.items():
+            if mask & key_bit:
+                counts[key] += int(runs)
+    counts[rules.client_category.value] += int(with_client)
+    counts[rules.default_category.value] += int(with_other)
+    return counts
 
 
 def _failures(
@@ -449,37 +503,42 @@ def count_findings(
 def repository_statement(
     rules: Rules,
     filters: Filters,
-    uses: Sequence[str],
-    not_uses: Sequence[str],
+    uses: Sequence[str] = (),
+    not_uses: Sequence[str] = (),
     *,
-    only_runs: Select[Any] | None = None,
+    limit: int | None = None,
+    offset: int = 0,
 ) -> tuple[Select[Any], Any, Any]:
-    """Repositories with their latest run and usage profile, unordered (for `repository_rows`
-    and the export), with its `latest` and `per_run` subqueries (findings, headline,
-    count_<category> per run) for callers that pick their own columns.
+    """Repositories with their latest run and usage profile (for `repository_rows` and the
+    export), unordered, with its `latest` subquery (id, repository_id, commit_sha,
+    finished_at, crawl_id, headline) and `per_run` subquery (run_id, findings, count_<category>)
+    for callers that pick their own columns.
 
-    `only_runs` (a SELECT of run ids) limits the usage profiles computed to those runs: a
-    page of repositories needs only its own.
+    `uses` / `not_uses` select runs by their stored profile. With `limit` / `offset` the
+    per-category counts are computed for that page of repositories (by name) only.
     """
-    latest = latest_runs(filters=filters).subquery("latest")
-    if only_runs is None:
-        usage = _usage_rows(_of_latest_runs(filters))
-    else:
-        usage = _usage_rows(RunUsage.mining_run_id.in_(only_runs))
-    headline = _category_flags(usage, rules)[HEADLINE]
-    columns = [func.sum(calls).label(f"count_{name}")
-               for name, calls in _category_calls(usage, rules).items()]
-    wanted = {f"uses_{index}": key for index, key in enumerate(uses)}
-    unwanted = {f"not_uses_{index}": key for index, key in enumerate(not_uses)}
-    flags = [func.max(_usage_flag(usage, rules, key)).label(label)
-             for label, key in {**wanted, **unwanted}.items()]
+    selected = latest_runs(filters=filters).add_columns(
+        case((_uses(rules, HEADLINE), 1), else_=0).label("headline")
+    )
+    for key in uses:
+        selected = selected.where(_uses(rules, key))
+    for key in not_uses:
+        selected = selected.where(~_uses(rules, key))
+    latest = selected.subquery("latest")
+    run_ids = select(latest.c.id)
+    if limit is not None or offset:
+        page = selected.subquery("page")
+        run_ids = (
+            select(page.c.id).join(Repository, Repository.id == page.c.repository_id)
+            .order_by(Repository.full_name).limit(limit).offset(offset)
+        )
+    usage = _usage_rows(RunUsage.mining_run_id.in_(run_ids))
     per_run = (
         select(
             usage.c.run_id,
             func.sum(usage.c.calls).label("findings"),
-            func.max(headline).label("headline"),
-            *columns,
-            *flags,
+            *(func.sum(calls).label(f"count_{name}")
+              for name, calls in _category_calls(usage, rules).items()),
         )
         .group_by(usage.c.run_id)
         .subquery("per_run")
@@ -487,16 +546,13 @@ def repository_statement(
     statement = (
         select(
             Repository.full_name, Repository.stars, Repository.fork, Repository.archived,
-            Repository.topics, latest.c.commit_sha, latest.c.finished_at, per_run,
+            Repository.topics, latest.c.commit_sha, latest.c.finished_at, latest.c.headline,
+            per_run,
         )
         .select_from(latest)
         .join(Repository, Repository.id == latest.c.repository_id)
         .outerjoin(per_run, per_run.c.run_id == latest.c.id)
     )
-    for label in wanted:
-        statement = statement.where(per_run.c[label] == 1)
-    for label in unwanted:
-        statement = statement.where(func.coalesce(per_run.c[label], 0) == 0)
     return statement, latest, per_run
 
 
@@ -540,16 +596,8 @@ def repository_rows(
     filters = merge_crawl(filters, crawl_id)
     uses = _check_usage_keys(uses, rules)
     not_uses = _check_usage_keys(not_uses, rules)
-    only_runs = None
-    if limit is not None and not uses and not not_uses:
-        # a page: its runs first, then the usage profiles of those runs only
-        page = latest_runs(filters=filters).subquery("page_latest")
-        only_runs = (
-            select(page.c.id).join(Repository, Repository.id == page.c.repository_id)
-            .order_by(Repository.full_name).limit(limit).offset(offset)
-        )
-    statement, _latest, _per_run = repository_statement(rules, filters, uses, not_uses,
-                                                        only_runs=only_runs)
+    statement, _latest, _per_run = repository_statement(
+        rules, filters, uses, not_uses, limit=limit, offset=offset)
     statement = statement.order_by(Repository.full_name)
     if limit is not None:
         statement = statement.limit(limit)
@@ -570,11 +618,12 @@ def count_repositories(
     filters = merge_crawl(filters, None)
     uses = _check_usage_keys(uses, rules)
     not_uses = _check_usage_keys(not_uses, rules)
-    if not uses and not not_uses:
-        inner = latest_runs(filters=filters).subquery("latest")
-    else:
-        inner = repository_statement(rules, filters, uses, not_uses)[0].subquery("repositories")
-    return int(session.scalar(select(func.count()).select_from(inner)) or 0)
+    selected = latest_runs(filters=filters).with_only_columns(func.count())
+    for key in uses:
+        selected = selected.where(_uses(rules, key))
+    for key in not_uses:
+        selected = selected.where(~_uses(rules, key))
+    return int(session.exec(selected).one()[0])
 
 
 def repository_usage(
@@ -602,28 +651,15 @@ def crawl_trend(*, session: Session, rules: Rules) -> list[dict[str, Any]]:
             and_(newer.finished_at == MiningRun.finished_at, newer.id > MiningRun.id),
         ),
     )
-    crawl_runs = (
-        select(MiningRun.id, MiningRun.crawl_id)
-        .where(MiningRun.status == RunStatus.ok, MiningRun.crawl_id.is_not(None),
-               ~newer_in_crawl.exists())
-        .subquery("crawl_runs")
-    )
-    usage = _usage_rows(RunUsage.mining_run_id.in_(select(crawl_runs.c.id)))
-    headline = _category_flags(usage, rules)[HEADLINE]
-    per_run = (
-        select(usage.c.run_id, func.max(headline).label("headline"))
-        .group_by(usage.c.run_id)
-        .subquery("per_run")
-    )
     per_crawl = (
         select(
-            crawl_runs.c.crawl_id,
+            MiningRun.crawl_id,
             func.count().label("n"),
-            func.coalesce(func.sum(per_run.c.headline), 0).label("k"),
+            func.sum(case((_uses(rules, HEADLINE), 1), else_=0)).label("k"),
         )
-        .select_from(crawl_runs)
-        .outerjoin(per_run, per_run.c.run_id == crawl_runs.c.id)
-        .group_by(crawl_runs.c.crawl_id)
+        .where(MiningRun.status == RunStatus.ok, MiningRun.crawl_id.is_not(None),
+               ~newer_in_crawl.exists())
+        .group_by(MiningRun.crawl_id)
         .subquery("per_crawl")
     )
     statement = (

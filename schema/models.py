@@ -141,7 +141,9 @@ class MiningRun(SQLModel, table=True):
         sa.UniqueConstraint("repository_id", "commit_sha"),
         # latest successful run per repository (window over repository, ordered by finish)
         sa.Index("ix_miningrun_repository_status_finished", "repository_id", "status", "finished_at"),
-        sa.Index("ix_miningrun_latest", "latest", "repository_id"),
+        # the latest runs' usage profiles, grouped by the statistics without a sort
+        sa.Index("ix_miningrun_latest_profile", "latest", "apis_used", "client_calls",
+                 "other_calls", "repository_id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -165,6 +167,13 @@ class MiningRun(SQLModel, table=True):
     # The repository's latest successful run (greatest finished_at, then id): kept by
     # `store.save_run` for every run of the repository, so statistics need no anti-join.
     latest: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
+    # The run's usage profile, folded from its findings by `store.save_run`: the apis it
+    # uses (sorted, comma-separated; an autolog that only disables is no use), and its calls
+    # through an MlflowClient and of category other. Rules-independent: categories are
+    # applied to the distinct profiles at query time.
+    apis_used: str = Field(default="", sa_column_kwargs={"server_default": ""})
+    client_calls: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    other_calls: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class FileResult(SQLModel, table=True):

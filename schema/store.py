@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, delete, false, func, insert, or_, update
+from sqlalchemy import Select, and_, bindparam, case, delete, false, func, insert, or_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
@@ -180,6 +180,7 @@ def _replace_run(
         )
     _delete_runs(session, select(MiningRun.id).where(replaced))
 
+    usage = _usage_rows(result.findings)
     run = MiningRun(
         repository_id=repository_id,
         crawl_id=crawl_id,
@@ -196,6 +197,7 @@ def _replace_run(
         duration_s=result.duration_s,
         rules_version=rules_version,
         tool_version=tool_version,
+        **_profile(usage),
     )
     session.add(run)
     session.flush()     # the unique (repository_id, commit_sha) is checked here
@@ -207,7 +209,8 @@ def _replace_run(
         connection.execute(insert(FileResult.__table__), list(_file_rows(run.id, result.files)))
     if result.findings:
         connection.execute(insert(Finding.__table__), list(_finding_rows(run.id, result.findings)))
-        connection.execute(insert(RunUsage.__table__), _usage_rows(run.id, result.findings))
+        connection.execute(insert(RunUsage.__table__),
+                           [{"mining_run_id": run.id, **row} for row in usage])
 
     _refresh_latest(session, repository_id)
     session.refresh(run, ["latest"])
@@ -291,8 +294,8 @@ def _finding_rows(run_id: int, findings: Iterable[domain.Finding]) -> Iterable[d
         yield row
 
 
-def _usage_rows(run_id: int, findings: Iterable[domain.Finding]) -> list[dict[str, Any]]:
-    """The run's findings folded per api: the RunUsage rows the statistics read."""
+def _usage_rows(findings: Iterable[domain.Finding]) -> list[dict[str, Any]]:
+    """A run's findings folded per api: its RunUsage rows (without the run id)."""
     folded: dict[str, list[int]] = {}
     for finding in findings:
         counts = folded.get(finding.api)
@@ -306,10 +309,70 @@ def _usage_rows(run_id: int, findings: Iterable[domain.Finding]) -> list[dict[st
         if not finding.disabling:
             counts[3] = 1
     return [
-        {"mining_run_id": run_id, "api": api, "calls": calls, "client_calls": client_calls,
-         "other_calls": other_calls, "used": used}
+        {"api": api, "calls": calls, "client_calls": client_calls, "other_calls": other_calls,
+         "used": used}
         for api, (calls, client_calls, other_calls, used) in folded.items()
     ]
+
+
+def _profile(usage: list[dict[str, Any]]) -> dict[str, Any]:
+    """A run's usage profile from its RunUsage rows: the MiningRun columns of that name."""
+    return {
+        "apis_used": ",".join(sorted(row["api"] for row in usage if row["used"])),
+        "client_calls": sum(row["client_calls"] for row in usage),
+        "other_calls": sum(row["other_calls"] for row in usage),
+    }
+
+
+def rebuild_summaries(*, session: Session) -> None:
+    """Recompute every run's derived rows from its findings, as `save_run` writes them.
+
+    RunUsage, the usage profile columns and the latest flags: for databases filled other
+    than through `save_run` (bulk loads, benchmarks) and for repairs. One transaction.
+    """
+    connection = session.connection()
+    connection.execute(delete(RunUsage))
+    folded = select(
+        Finding.mining_run_id, Finding.api, func.count(),
+        func.sum(case((Finding.via_client.is_(True), 1), else_=0)),
+        func.sum(case((Finding.category == domain.Category.other, 1), else_=0)),
+        func.max(case((Finding.disabling.is_(True), 0), else_=1)),
+    ).group_by(Finding.mining_run_id, Finding.api)
+    connection.execute(insert(RunUsage).from_select(
+        ["mining_run_id", "api", "calls", "client_calls", "other_calls", "used"], folded))
+
+    profiles: dict[int, list[dict[str, Any]]] = {}
+    for run_id, api, calls, client_calls, other_calls, used in connection.execute(
+        select(RunUsage.mining_run_id, RunUsage.api, RunUsage.calls, RunUsage.client_calls,
+               RunUsage.other_calls, RunUsage.used)
+    ).all():
+        profiles.setdefault(run_id, []).append(
+            {"api": api, "calls": calls, "client_calls": client_calls,
+             "other_calls": other_calls, "used": used})
+    connection.execute(update(MiningRun).values(apis_used="", client_calls=0, other_calls=0))
+    if profiles:
+        connection.execute(
+            update(MiningRun.__table__).where(MiningRun.__table__.c.id == bindparam("run_id"))
+            .values(apis_used=bindparam("apis"), client_calls=bindparam("client"),
+                    other_calls=bindparam("other")),
+            [{"run_id": run_id, "apis": profile["apis_used"], "client": profile["client_calls"],
+              "other": profile["other_calls"]}
+             for run_id, profile in ((run_id, _profile(rows)) for run_id, rows in profiles.items())],
+        )
+
+    newer = aliased(MiningRun, name="newer_run")
+    newer_ok = select(newer.id).where(
+        newer.repository_id == MiningRun.repository_id,
+        newer.status == domain.RunStatus.ok,
+        or_(newer.finished_at > MiningRun.finished_at,
+            and_(newer.finished_at == MiningRun.finished_at, newer.id > MiningRun.id)),
+    )
+    is_latest = and_(MiningRun.status == domain.RunStatus.ok, ~newer_ok.exists())
+    connection.execute(update(MiningRun).values(latest=case((is_latest, True), else_=False)))
+    connection.execute(update(RunUsage).values(
+        latest=select(MiningRun.latest).where(MiningRun.id == RunUsage.mining_run_id)
+        .scalar_subquery()))
+    session.commit()
 
 
 def latest_runs(
@@ -337,8 +400,10 @@ def latest_runs(
     columns = (MiningRun.id, MiningRun.repository_id, MiningRun.commit_sha,
                MiningRun.finished_at, MiningRun.crawl_id)
     if crawl_id is None:
-        # `save_run` keeps the flag (see _refresh_latest): a filter, not an anti-join
-        statement = select(*columns).where(MiningRun.latest == True)  # noqa: E712
+        # `save_run` keeps the flag (see _refresh_latest): a filter, not an anti-join. Written
+        # `<> false`: nine runs in ten are latest, and SQLite (no statistics) would otherwise
+        # fetch each through the flag's index instead of scanning the table once.
+        statement = select(*columns).where(MiningRun.latest != False)  # noqa: E712
         return _narrowed(statement, filters)
     newer = aliased(MiningRun, name="newer_run")
     newer_exists = (

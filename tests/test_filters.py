@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import pytest
-from sqlalchemy import case, func, select
+from alembic import command
+from sqlalchemy import case, func, inspect, select
 from sqlmodel import Session
 from typer.testing import CliRunner
 
@@ -41,6 +43,7 @@ from miner.stats import (
     repository_rows,
 )
 from schema import store
+from schema.db import alembic_config, make_engine
 from schema.filters import Filters, parse_since
 from schema.models import Finding, MiningRun, RunUsage
 
@@ -337,6 +340,48 @@ def test_save_run_keeps_the_usage_rows_and_the_latest_flag(
                               .where(MiningRun.repository_id == repository.id)).all())
     assert flags == {"n1": False, "n2": False, "n3": True}
     assert compute_stats(session=session, rules=RULES)["apis"]["autolog"]["repositories"] == 2
+
+
+def _summaries(session: Session) -> tuple[Any, ...]:
+    """Everything derived from the findings: usage rows, profiles, flags, and the stats."""
+    usage = sorted(tuple(row) for row in session.exec(
+        select(RunUsage.mining_run_id, RunUsage.api, RunUsage.calls, RunUsage.client_calls,
+               RunUsage.other_calls, RunUsage.used, RunUsage.latest)).all())
+    runs = sorted(tuple(row) for row in session.exec(
+        select(MiningRun.id, MiningRun.latest, MiningRun.apis_used, MiningRun.client_calls,
+               MiningRun.other_calls)).all())
+    return usage, runs, compute_stats(session=session, rules=RULES)
+
+
+def test_rebuilding_the_summaries_gives_what_save_run_wrote(
+    session: Session, dataset: dict[str, int]
+) -> None:
+    written = _summaries(session)
+    assert ("a/plain", "autolog,set_tracking_uri") not in written[1]
+    assert {row[2] for row in written[1]} >= {"log_param", "autolog", "set_tracking_uri", ""}
+
+    store.rebuild_summaries(session=session)
+
+    assert _summaries(session) == written
+
+
+def test_the_migration_fills_what_save_run_writes(
+    session: Session, dataset: dict[str, int], database_url: str
+) -> None:
+    """Runs stored before revision 0002 get the same usage rows, profiles and flags."""
+    written = _summaries(session)
+    findings = session.exec(select(func.count()).select_from(Finding)).one()[0]
+    session.close()
+    engine = make_engine(database_url)
+    with engine.begin() as connection:
+        command.downgrade(alembic_config(connection), "0001")
+        assert "runusage" not in inspect(connection).get_table_names()
+    with engine.begin() as connection:
+        command.upgrade(alembic_config(connection), "head")
+    with Session(engine) as fresh:
+        assert _summaries(fresh) == written
+        # the columns were added in place: no table copy, no cascade through the findings
+        assert fresh.exec(select(func.count()).select_from(Finding)).one()[0] == findings == 9
 
 
 # ------------------------------------------------------------------------------ the CLI
