@@ -452,18 +452,38 @@ def crawl(
         _fail(str(exc))
 
 
-def _follow_crawl(settings: Settings, crawl_id: int, expected: int, poll_s: float = 1.0) -> None:
-    """Progress read from the database, until the crawl is closed (its last run stored)."""
+def _follow_crawl(settings: Settings, crawl_id: int, expected: int, poll_s: float = 1.0,
+                  outage_limit_s: float = 900.0) -> None:
+    """Progress read from the database, until the crawl is closed (its last run stored).
+
+    The workers go on while the database restarts (their tasks retry), so an outage only pauses
+    the progress bar; one longer than `outage_limit_s` ends the wait with DatabaseUnavailable.
+    """
     import time
 
-    from schema.crawls import crawl_rows
-    from schema.db import open_session
+    from sqlalchemy.exc import OperationalError
 
+    from schema.crawls import crawl_rows
+    from schema.db import DatabaseUnavailable, open_session
+
+    outage_since: float | None = None
     with _progress() as progress:
         task = progress.add_task(f"crawl {crawl_id}", total=expected)
         while True:
-            with open_session(settings) as session:
-                row = crawl_rows(session=session, crawl_id=crawl_id)[0]
+            try:
+                with open_session(settings) as session:
+                    row = crawl_rows(session=session, crawl_id=crawl_id)[0]
+            except (DatabaseUnavailable, OperationalError) as exc:
+                outage_since = outage_since or time.monotonic()
+                if time.monotonic() - outage_since > outage_limit_s:
+                    raise DatabaseUnavailable(
+                        f"the database stayed unreachable for {outage_limit_s:.0f} s while following "
+                        f"crawl {crawl_id}; the workers go on, `miner crawls` shows its progress"
+                    ) from exc
+                progress.update(task, description=f"crawl {crawl_id}: database unavailable, retrying")
+                time.sleep(poll_s)
+                continue
+            outage_since = None
             progress.update(task, completed=row["runs_done"],
                             description=f"crawl {crawl_id}: {row['runs_ok']} ok, {row['runs_failed']} failed")
             if row["status"] != "running" or row["runs_done"] >= expected:

@@ -93,3 +93,10 @@ def database_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:  # 
 def session(database_url: str) -> Iterator[Session]:
     with open_session(database_url) as session:
         yield session
+
+
+@pytest.fixture
+def empty_postgres(postgres_url: str) -> str:
+    """The session's PostgreSQL database with empty tables, for tests that need PostgreSQL only."""
+    _empty_tables(postgres_url)
+    return postgres_url

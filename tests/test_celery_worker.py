@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -38,74 +37,16 @@ from crawl_fixtures import (
     wait_for,
 )
 from github_fake import FakeGithub
+from leaks import blobs_containing, files_under, postgres_dump
 from gitrepos import make_repo
-from sqlalchemy import text
-from sqlmodel import SQLModel
-
-from schema.db import make_engine
+from processes import ROOT, Process, start_miner, start_worker
 
 REDIS_DB = 13
 BROKER_URL = f"redis://127.0.0.1:6379/{REDIS_DB}"
 VISIBILITY_TIMEOUT_S = 6
 CORPUS_SIZE = 20
 SLOW_POSITION = 10          # the held repository is the 11th task of the crawl
-ROOT = Path(__file__).resolve().parent.parent
-
-
-class Process:
-    """A child in its own process group, its output in a log file."""
-
-    def __init__(self, args: list[str], env: dict[str, str], log: Path, cwd: Path, *, split: bool = False) -> None:
-        self.log, self.errors = log, log.with_suffix(".err")
-        self._handle = log.open("w")
-        self._errors = self.errors.open("w") if split else None
-        self.popen = subprocess.Popen(args, env=env, cwd=cwd, stdout=self._handle,
-                                      stderr=self._errors or subprocess.STDOUT, start_new_session=True)
-
-    def output(self) -> str:
-        """Everything it printed (stdout only when split from stderr)."""
-        return self.log.read_text(errors="replace")
-
-    def diagnostics(self) -> str:
-        return self.output() + (self.errors.read_text(errors="replace") if self._errors else "")
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def kill_group(self) -> None:
-        """kill -9 of the worker and everything it started: children, git, parser sandboxes."""
-        try:
-            os.killpg(self.popen.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.popen.wait(timeout=30)
-        self._handle.close()
-        if self._errors:
-            self._errors.close()
-
-    def stop(self) -> None:
-        if self.alive():
-            os.killpg(self.popen.pid, signal.SIGTERM)
-            try:
-                self.popen.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                pass
-        self.kill_group()
-
-
-def _worker(name: str, env: dict[str, str], tmp: Path) -> Process:
-    worker = Process(
-        [sys.executable, "-m", "celery", "-A", "workers", "worker", "--concurrency", "1", "--pool", "prefork",
-         "--loglevel", "INFO", "-n", f"{name}@%h", "--without-mingle", "--without-gossip"],
-        env, tmp / f"{name}.log", tmp,
-    )
-    wait_for(lambda: "ready." in worker.output() or not worker.alive(), 60, f"worker {name} to start")
-    assert worker.alive(), worker.output()
-    return worker
-
-
-def _miner(args: list[str], env: dict[str, str], log: Path, cwd: Path) -> Process:
-    return Process([sys.executable, "-m", "miner.cli", *args], env, log, cwd, split=True)
+TOKEN = "ghp_" + "celeryW0rkerT0kenNeverL0gged000000000"[:36]
 
 
 @pytest.fixture
@@ -114,14 +55,6 @@ def broker() -> redis.Redis:
     client.flushdb()
     yield client
     client.flushdb()
-
-
-@pytest.fixture
-def empty_postgres(postgres_url: str) -> str:
-    tables = ", ".join(f'"{table.name}"' for table in SQLModel.metadata.sorted_tables)
-    with make_engine(postgres_url).begin() as connection:
-        connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-    return postgres_url
 
 
 def test_killed_worker_loses_and_duplicates_nothing(
@@ -137,7 +70,7 @@ def test_killed_worker_loses_and_duplicates_nothing(
     counter = CloneCounter(tmp_path / "counter")
     processes: list[Process] = []
 
-    with FakeGithub() as fake, GitHttpServer(http_root) as git_http:
+    with FakeGithub(valid_tokens={TOKEN}) as fake, GitHttpServer(http_root) as git_http:
         git_http.hold(slow.path)
         register(fake, everything, url_of=lambda repo: git_http.url_for(repo.path) if repo is slow else repo.url)
         env = {
@@ -148,11 +81,12 @@ def test_killed_worker_loses_and_duplicates_nothing(
             "MINER_BROKER_VISIBILITY_TIMEOUT_S": str(VISIBILITY_TIMEOUT_S),
             "MINER_GITHUB__MAX_RETRIES": "1",
             "MINER_GITHUB__BACKOFF_BASE_S": "0.01",
+            "MINER_GITHUB__TOKEN": TOKEN,
         }
         try:
-            first = _worker("first", env, tmp_path)
+            first = start_worker("first", env, tmp_path)
             processes.append(first)
-            crawl = _miner(["crawl", "--topic", TOPIC, "--wait", "--format", "json"], env, tmp_path / "crawl.log", tmp_path)
+            crawl = start_miner(["crawl", "--topic", TOPIC, "--wait", "--format", "json"], env, tmp_path / "crawl.log", tmp_path)
             processes.append(crawl)
 
             # the worker is inside the slow repository's task: its clone is being served, held
@@ -162,9 +96,18 @@ def test_killed_worker_loses_and_duplicates_nothing(
             first.kill_group()
             assert not [run for run in run_rows(database_url) if run.full_name == slow.full_name]
 
-            git_http.release()
-            second = _worker("second", env, tmp_path)
+            # a second worker gets the task again once Redis restores it, and is killed at the
+            # same point: two losses in a row
+            git_http.arrived.clear()
+            second = start_worker("second", env, tmp_path)
             processes.append(second)
+            wait_for(git_http.arrived.is_set, 120, "the redelivered task's clone to reach the server")
+            second.kill_group()
+            assert not [run for run in run_rows(database_url) if run.full_name == slow.full_name]
+
+            git_http.release()
+            third = start_worker("third", env, tmp_path)
+            processes.append(third)
             crawl.popen.wait(timeout=180)
             assert crawl.popen.returncode == 0, crawl.diagnostics()
             [printed] = json.loads(crawl.output())
@@ -174,10 +117,10 @@ def test_killed_worker_loses_and_duplicates_nothing(
             assert sorted((run.full_name, run.commit_sha, run.status) for run in runs) == sorted(
                 (repo.full_name, repo.sha, "ok") for repo in everything
             ), {run.error for run in runs}
-            # its first clone was killed while held; after redelivery: the clone, then the blob batch
-            assert git_http.fetches_of(slow.path) == 1 + 2, "killed mid-clone, then mined again after redelivery"
+            # two clones killed while held; after the second redelivery: the clone, then the blob batch
+            assert git_http.fetches_of(slow.path) == 1 + 1 + 2, "killed mid-clone twice, then mined"
             assert (printed["status"], printed["runs_done"], printed["runs_ok"]) == ("ok", CORPUS_SIZE + 1, CORPUS_SIZE + 1)
-            assert "workers.tasks.mine_repo" in second.output() and "succeeded" in second.output()
+            assert "workers.tasks.mine_repo" in third.output() and "succeeded" in third.output()
 
             # the nightly task, sent by name as beat sends it, meets GitHub failing (two 502s are
             # more than the client's one retry): a transient error, so Celery retries the task.
@@ -193,12 +136,13 @@ def test_killed_worker_loses_and_duplicates_nothing(
             )
             failed_attempt = crawl_row(database_url, printed["id"] + 1)
             assert failed_attempt["status"] == "failed" and "502" in failed_attempt["error"]
-            assert "Retry in" in second.output()
+            assert "Retry in" in third.output()
             assert (nightly["status"], nightly["found"], nightly["enqueued"], nightly["unchanged"]) == (
                 "ok", CORPUS_SIZE + 1, 0, CORPUS_SIZE + 1
             )
             assert run_rows(database_url) == runs
-            assert counter.counts() == clones_before and git_http.fetches_of(slow.path) == 3
+            assert counter.counts() == clones_before and git_http.fetches_of(slow.path) == 4
+            assert fake.authorizations and set(fake.authorizations) == {f"token {TOKEN}"}
         finally:
             for process in processes:
                 process.stop()
@@ -208,8 +152,8 @@ def test_killed_worker_loses_and_duplicates_nothing(
         sqlite_url = f"sqlite:///{tmp_path / 'embedded.db'}"
         embedded_env = {key: value for key, value in env.items() if key != "MINER_BROKER_URL"}
         embedded_env["MINER_DATABASE_URL"] = sqlite_url
-        local = _miner(["crawl", "--topic", TOPIC, "--workers", "2", "--format", "json"], embedded_env,
-                       tmp_path / "embedded.log", tmp_path)
+        local = start_miner(["crawl", "--topic", TOPIC, "--workers", "2", "--format", "json"], embedded_env,
+                            tmp_path / "embedded.log", tmp_path)
         local.popen.wait(timeout=180)
         assert local.popen.returncode == 0, local.diagnostics()
     embedded = crawl_row(sqlite_url)
@@ -218,6 +162,11 @@ def test_killed_worker_loses_and_duplicates_nothing(
     )
     assert stats_document(sqlite_url) == stats_document(database_url)
     assert stats_document(sqlite_url)["repositories"] == CORPUS_SIZE + 1
+
+    # the token reached GitHub and nothing else: not the worker or CLI logs, nor either database
+    assert blobs_containing(TOKEN, [("control", f"Authorization: token {TOKEN}".encode())]) == ["control"]
+    everything_written = [*files_under(tmp_path), postgres_dump(database_url)]
+    assert len(everything_written) > 100 and blobs_containing(TOKEN, everything_written) == []
 
 
 def test_beat_starts_and_schedules_the_crawl_task_workers_run(tmp_path: Path, broker: redis.Redis) -> None:

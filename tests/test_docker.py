@@ -66,6 +66,14 @@ def test_the_compose_file_has_every_service_of_the_design() -> None:
         assert set(SERVICES[name]["depends_on"]) == {"redis", "postgres"}
 
 
+def test_the_broker_keeps_queued_tasks_across_a_restart() -> None:
+    """The same persistence the restart test gives its private Redis (test_service_restarts.py)."""
+    command = SERVICES["redis"]["command"]
+    options = dict(zip(command[1::2], command[2::2]))
+    assert command[0] == "redis-server" and options == {"--appendonly": "yes", "--appendfsync": "always"}
+    assert any(volume.endswith(":/data") for volume in SERVICES["redis"]["volumes"])
+
+
 @pytest.mark.parametrize("name", [n for n in OURS if SERVICES[n]["command"][0] == "celery"])
 def test_celery_services_run_the_workers_app_with_options_celery_accepts(name: str) -> None:
     command = SERVICES[name]["command"]

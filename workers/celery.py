@@ -44,6 +44,9 @@ app.conf.update(
     task_soft_time_limit=settings.limits.mine_timeout_s,
     task_time_limit=settings.limits.mine_timeout_s + 60,
     broker_connection_retry_on_startup=True,
+    # When the broker connection drops, a running task finishes and stores its run; its ack is
+    # lost with the connection, so Redis redelivers it and storing again replaces, not doubles.
+    worker_cancel_long_running_tasks_on_connection_loss=False,
     broker_transport_options=transport_options(settings),
     task_serializer="json",
     accept_content=["json"],
