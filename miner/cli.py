@@ -6,7 +6,8 @@ import functools
 import inspect
 import json
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
@@ -186,22 +187,31 @@ def _check_crawl(session: Any, filters: Filters) -> None:
         _query_error(f"--crawl: no crawl with id {filters.crawl_id} (see `miner crawls`)")
 
 
+@contextmanager
+def _query_session(settings: Settings, filters: Filters | None = None) -> Iterator[Any]:
+    """The session of a read command: an unknown --crawl or an unreachable database ends the
+    command with one line on stderr and exit code 1, never a traceback."""
+    from schema.db import DatabaseUnavailable, open_session
+
+    try:
+        with open_session(settings) as session:
+            if filters is not None:
+                _check_crawl(session, filters)
+            yield session
+    except DatabaseUnavailable as exc:
+        _fail(str(exc))
+
+
 @app.command()
 @with_filters
 def stats(format: FormatOption = Format.table, *, filters: Filters) -> None:
     """Usage statistics over the latest successful run of each repository."""
-    from schema.db import DatabaseUnavailable, open_session
     from miner.stats import compute_stats
 
     settings = _settings()
     rules = load_rules(settings.rules)
-    try:
-        with open_session(settings) as session:
-            _check_crawl(session, filters)
-            document = compute_stats(session=session, rules=rules, filters=filters)
-    except DatabaseUnavailable as exc:
-        _fail(str(exc))
-        return
+    with _query_session(settings, filters) as session:
+        document = compute_stats(session=session, rules=rules, filters=filters)
     headline = document["headline"]
     overview = [{
         "repositories": document["repositories"],
@@ -242,17 +252,11 @@ def findings(
     filters: Filters,
 ) -> None:
     """Every finding of the latest successful run of each repository."""
-    from schema.db import DatabaseUnavailable, open_session
     from miner.stats import finding_rows
 
     settings = _settings()
-    try:
-        with open_session(settings) as session:
-            _check_crawl(session, filters)
-            rows = finding_rows(session=session, repo=repo, api=api, filters=filters, limit=limit)
-    except DatabaseUnavailable as exc:
-        _fail(str(exc))
-        return
+    with _query_session(settings, filters) as session:
+        rows = finding_rows(session=session, repo=repo, api=api, filters=filters, limit=limit)
     render_rows(rows, format, title="findings")
 
 
@@ -267,21 +271,16 @@ def repos(
     filters: Filters,
 ) -> None:
     """Repositories with their usage profile: one column per category, counting calls."""
-    from schema.db import DatabaseUnavailable, open_session
     from miner.stats import repository_rows
 
     settings = _settings()
     rules = load_rules(settings.rules)
     try:
-        with open_session(settings) as session:
-            _check_crawl(session, filters)
+        with _query_session(settings, filters) as session:
             rows = repository_rows(session=session, rules=rules, filters=filters,
                                    uses=uses or [], not_uses=not_uses or [], limit=limit)
     except ValueError as exc:   # an unknown api or category: the message lists the valid ones
         _query_error(str(exc))
-        return
-    except DatabaseUnavailable as exc:
-        _fail(str(exc))
         return
     if format is Format.table:   # narrower for people; json and csv carry every column
         for row in rows:
@@ -300,18 +299,14 @@ def export(
 ) -> None:
     """Write repositories, runs, file results, findings, stats.json and a dataset.json card to DIR."""
     from miner.export import write_export
-    from schema.db import DatabaseUnavailable, open_session, safe_url
+    from schema.db import safe_url
 
     settings = _settings()
     rules = load_rules(settings.rules)
     try:
-        with open_session(settings) as session, console.status(f"exporting to {out}"):
-            _check_crawl(session, filters)
+        with _query_session(settings, filters) as session, console.status(f"exporting to {out}"):
             card = write_export(session=session, rules=rules, out_dir=out, fmt=format,
                                 filters=filters, database=safe_url(settings.database_url))
-    except DatabaseUnavailable as exc:
-        _fail(str(exc))
-        return
     except OSError as exc:
         _fail(f"cannot write the export to {out}: {exc}")
         return
@@ -493,9 +488,8 @@ def _follow_crawl(settings: Settings, crawl_id: int, expected: int, poll_s: floa
 
 def _print_crawls(settings: Settings, format: Format, only: int | None = None) -> None:
     from schema.crawls import crawl_rows
-    from schema.db import open_session
 
-    with open_session(settings) as session:
+    with _query_session(settings) as session:
         rows = crawl_rows(session=session, crawl_id=only)
     render_rows(rows, format, title="crawls")
 
@@ -503,13 +497,7 @@ def _print_crawls(settings: Settings, format: Format, only: int | None = None) -
 @app.command()
 def crawls(format: FormatOption = Format.table) -> None:
     """List crawls with their progress: found, enqueued, unchanged, runs stored ok / failed."""
-    from schema.db import DatabaseUnavailable
-
-    settings = _settings()
-    try:
-        _print_crawls(settings, format)
-    except DatabaseUnavailable as exc:
-        _fail(str(exc))
+    _print_crawls(_settings(), format)
 
 
 @app.command()
@@ -558,18 +546,14 @@ def report(
 ) -> None:
     """Write a self-contained HTML report with charts (also as PNG files) and the failures."""
     from miner.report import write_report
-    from schema.db import DatabaseUnavailable, open_session, safe_url
+    from schema.db import safe_url
 
     settings = _settings()
     rules = load_rules(settings.rules)
     try:
-        with open_session(settings) as session:
-            _check_crawl(session, filters)
+        with _query_session(settings, filters) as session:
             files = write_report(session=session, rules=rules, out_dir=out, filters=filters,
                                  database=safe_url(settings.database_url))
-    except DatabaseUnavailable as exc:
-        _fail(str(exc))
-        return
     except OSError as exc:
         _fail(f"cannot write the report to {out}: {exc}")
         return
@@ -585,15 +569,9 @@ def serve(
     import uvicorn
 
     from miner.api import create_app
-    from schema.db import DatabaseUnavailable, open_session
-
     settings = _settings()
-    try:
-        with open_session(settings):   # migrate and fail now, in one line, not on the first request
-            pass
-    except DatabaseUnavailable as exc:
-        _fail(str(exc))
-        return
+    with _query_session(settings):   # migrate and fail now, in one line, not on the first request
+        pass
     console.print(f"serving on http://{host}:{port}/ (API docs at /docs)")
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
 

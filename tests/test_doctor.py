@@ -178,3 +178,24 @@ def test_invalid_settings_are_one_line_on_stderr_and_exit_1(tmp_path: Path) -> N
     assert outcome.stdout == ""
     assert outcome.stderr.startswith("error: invalid settings:")
     assert "workers" in outcome.stderr and "Traceback" not in outcome.output
+
+
+@pytest.mark.parametrize("args", [
+    ["stats"], ["findings"], ["repos"], ["crawls"], ["export", "--out", "out"], ["report", "--out", "out"],
+    ["serve", "--port", "1"], ["crawl", "--topic", "t"], ["mine", "."], ["db", "upgrade"],
+])
+def test_every_command_on_an_unreachable_database_fails_in_one_line(tmp_path: Path, args: list[str]) -> None:
+    """No traceback, no password, exit code 1, and nothing written (serve never starts)."""
+    port = free_port()
+    env = {
+        "MINER_CONFIG": str(tmp_path / "absent.yaml"),
+        "MINER_DATABASE_URL": f"postgresql://miner:{PASSWORD}@127.0.0.1:{port}/miner",
+        "MINER_GITHUB__API_URL": f"http://127.0.0.1:{free_port()}",
+    }
+    outcome = CliRunner().invoke(app, args, env=env)
+    assert outcome.exit_code == 1, outcome.output
+    assert outcome.exception is None or isinstance(outcome.exception, SystemExit), outcome.exception
+    message = re.sub(r"\s+", " ", outcome.stderr).strip()
+    assert message.startswith("error: ") and "Traceback" not in outcome.output, outcome.output
+    assert f"127.0.0.1:{port}" in message and "Connection refused" in message, message
+    assert PASSWORD not in outcome.output and not (tmp_path / "out").exists()
