@@ -60,6 +60,7 @@ def start_crawl(
         raise
     plan = CrawlPlan(crawl_id=crawl_id, found=len(enumeration.repositories), slices=list(enumeration.slices))
     stored: list[tuple[int, str | None, str | None, str | None]] = []
+    sizes: dict[int, int] = {}
     with open_session(settings) as session:
         for meta in enumeration.repositories:
             repository = upsert_repository(
@@ -80,6 +81,7 @@ def start_crawl(
             )
             assert repository.id is not None
             stored.append((repository.id, repository.clone_url, repository.default_branch, repository.last_mined_sha))
+            sizes[repository.id] = repository.size_kb or 0
     notify(f"checking {len(stored)} remote heads")
     with ThreadPoolExecutor(max_workers=8) as pool:
         heads = list(pool.map(lambda row: _head_or_none(row[1], row[2], 60), stored))
@@ -88,6 +90,10 @@ def start_crawl(
             plan.skipped_unchanged += 1
         else:
             plan.to_mine.append(repository_id)
+    # Largest first (GitHub's size): a pool of workers finishes when its longest job does, so
+    # starting the big repositories first keeps every worker busy until the end. Stable: equal
+    # sizes keep the enumeration order.
+    plan.to_mine.sort(key=lambda repository_id: -sizes[repository_id])
     with open_session(settings) as session:
         record_plan(
             session=session, crawl_id=crawl_id, found=plan.found, enqueued=len(plan.to_mine),

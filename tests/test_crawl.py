@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from crawl_fixtures import (
 )
 from github_fake import FakeGithub
 from gitrepos import make_repo
+from sqlmodel import select
 from typer.testing import CliRunner
 
 from miner.cli import app
@@ -224,3 +226,27 @@ def test_an_unreachable_broker_fails_the_crawl_in_one_line(tmp_path: Path) -> No
     assert "broker unavailable" in result.stderr and "Traceback" not in result.stderr
     row = crawl_row(database_url)
     assert row["status"] == "failed" and "broker unavailable" in row["error"]
+
+
+def test_the_plan_lists_the_largest_repositories_first(tmp_path: Path) -> None:
+    """A pool finishes with its longest job: the big repositories go first, ties keep GitHub's order."""
+    from miner.crawl import start_crawl
+    from miner.settings import Settings
+    from schema.db import open_session
+    from schema.models import Repository
+
+    corpus = build_corpus(tmp_path / "repos", 5)
+    sizes = [5, 300, 40, 300, 7000]
+    with FakeGithub() as fake:
+        for index, (repo, size_kb) in enumerate(zip(corpus, sizes)):
+            fake.add_repository(repo.full_name, clone_url=repo.url, topics=[TOPIC], head_sha=repo.sha,
+                                size_kb=size_kb, created_at=datetime(2021, 1, 1 + index, tzinfo=UTC))
+        settings = Settings(database_url=f"sqlite:///{tmp_path / 'miner.db'}", work_dir=str(tmp_path / "work"),
+                            github=fake.github_settings())
+        plan = start_crawl(settings, topics=[TOPIC])
+    with open_session(settings) as session:
+        names = {repository.id: repository.full_name for repository in session.exec(select(Repository))}
+    enumeration_order = [repo.full_name for repo in corpus]
+    assert [names[repository_id] for repository_id in plan.to_mine] == [
+        enumeration_order[4], enumeration_order[1], enumeration_order[3], enumeration_order[2], enumeration_order[0]
+    ]
