@@ -171,8 +171,14 @@ def _check_size(budget: Budget, on_excess: Callable[[], None] | None = None) -> 
         )
 
 
-def _last_line(done: subprocess.CompletedProcess) -> str:
-    lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
+def _git_reason(done: subprocess.CompletedProcess) -> str:
+    """git's own reason: its first `fatal:`/`error:` line (the later ones are generic advice such
+    as "Please make sure you have the correct access rights"), else its last line."""
+    lines = [line.strip() for line in done.stderr.strip().splitlines() if line.strip()]
+    for line in lines:
+        for prefix in ("fatal: ", "error: "):
+            if line.startswith(prefix):
+                return line[len(prefix):]
     return lines[-1] if lines else f"git exited {done.returncode}"
 
 
@@ -212,7 +218,7 @@ def clone_repository(
             budget,
         )
         if done.returncode != 0:
-            raise CloneError(f"clone failed: {_last_line(done)}")
+            raise CloneError(f"clone failed: {_git_reason(done)}")
         commit = _resolve(dest, "HEAD", budget)
         if commit is None:
             raise CloneError("clone failed: the remote has no commits")
@@ -244,7 +250,7 @@ def _clone_revision(url: str, dest: Path, rev: str, budget: Budget, extra: list[
         ["clone", "--bare", "--quiet", "--filter=blob:none", *extra, "--", url, str(dest)], budget
     )
     if done.returncode != 0:
-        raise CloneError(f"clone failed: {_last_line(done)}")
+        raise CloneError(f"clone failed: {_git_reason(done)}")
     commit = _resolve(dest, rev, budget)
     if commit is None:
         raise CloneError(f"revision {rev!r} not found in {url}", RunStatus.error)
@@ -270,7 +276,7 @@ def source_blob_ids(git_dir: Path, commit: str, budget: Budget) -> list[str]:
     """
     done = run_git(["ls-tree", "-r", "-z", "--full-tree", commit], budget, cwd=git_dir, binary_stdout=True)
     if done.returncode != 0:
-        raise CloneError(f"cannot list the tree of {commit}: {_last_line(done)}", RunStatus.error)
+        raise CloneError(f"cannot list the tree of {commit}: {_git_reason(done)}", RunStatus.error)
     wanted: dict[str, None] = {}
     for record in done.stdout.split(b"\0"):
         if not record:
@@ -292,7 +298,7 @@ def missing_objects(git_dir: Path, commit: str, budget: Budget) -> set[str]:
         ["rev-list", "--objects", "--no-walk", "--missing=print", commit], budget, cwd=git_dir
     )
     if done.returncode != 0:
-        raise CloneError(f"cannot list the objects of {commit}: {_last_line(done)}", RunStatus.error)
+        raise CloneError(f"cannot list the objects of {commit}: {_git_reason(done)}", RunStatus.error)
     return {line[1:].strip() for line in done.stdout.splitlines() if line.startswith("?")}
 
 
@@ -327,7 +333,7 @@ def fetch_source_blobs(
         if done.returncode == 0:
             continue
         if len(batch) == len(to_fetch) and not _remote_answers(git_dir, budget, upload_pack):
-            raise CloneError(f"fetching the source blobs failed: {_last_line(done)}")
+            raise CloneError(f"fetching the source blobs failed: {_git_reason(done)}")
         if len(batch) == 1:
             unavailable.append(batch[0])
         else:
@@ -365,6 +371,6 @@ def remote_head(url: str, branch: str | None, timeout_s: float = 60) -> str | No
             raise CloneError(f"ls-remote timed out after {timeout_s:g} s", RunStatus.timeout) from None
         raise
     if done.returncode != 0:
-        raise CloneError(f"ls-remote failed: {_last_line(done)}")
+        raise CloneError(f"ls-remote failed: {_git_reason(done)}")
     refs = dict(reversed(line.split("\t", 1)) for line in done.stdout.splitlines() if "\t" in line)
     return refs.get(ref) or refs.get("HEAD")  # the API's default branch can lag a rename

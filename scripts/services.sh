@@ -41,6 +41,11 @@ psql -h 127.0.0.1 -U postgres -d postgres -tAc "SELECT 1 FROM pg_database WHERE 
   || psql -h 127.0.0.1 -U postgres -d postgres -c "CREATE DATABASE test" >/dev/null
 echo "services: Redis and PostgreSQL are up"
 
+# The confinement test traces mining's file writes with strace; the restart tests run private
+# PostgreSQL clusters as the postgres user (runuser, from util-linux).
+command -v strace >/dev/null || apt_install strace
+command -v strace >/dev/null || { echo "services: strace could not be installed" >&2; exit 1; }
+
 # The dashboard test drives Debian's chromium headless (never a downloaded browser build).
 command -v chromium >/dev/null || apt_install chromium
 command -v chromium >/dev/null || { echo "services: chromium could not be installed" >&2; exit 1; }

@@ -264,7 +264,7 @@ def test_every_outcome_is_a_run_status_and_the_temporary_folder_is_removed(tmp_p
 
     assert mined(good.path.as_uri()) == (RunStatus.ok, None)
     status, error = mined((tmp_path / "does-not-exist").as_uri())
-    assert status is RunStatus.clone_failed and "clone failed" in error
+    assert status is RunStatus.clone_failed and error.startswith("clone failed: ") and "does not appear to be a git repository" in error, error
     status, error = mined(empty.as_uri())
     assert status is RunStatus.clone_failed and "no commits" in error
     status, error = mined(big.path.as_uri(), LimitSettings(max_clone_bytes=100_000))

@@ -24,7 +24,9 @@ TRANSIENT = (DatabaseUnavailable, OperationalError, TransientGithubError, Connec
     autoretry_for=TRANSIENT,
     retry_backoff=True,
     retry_backoff_max=600,
-    max_retries=8,
+    # A database outage is waited out, not turned into a lost repository: with the backoff capped
+    # at 10 minutes (jittered), 24 retries span a few hours.
+    max_retries=24,
 )
 def mine_repo(repository_id: int, crawl_id: int | None = None) -> str:
     """Mine one stored repository's default branch HEAD and store the run (replacing a run of
