@@ -33,6 +33,7 @@ from crawl_fixtures import (
     stats_document,
 )
 from github_fake import FakeGithub
+from leaks import blobs_containing, files_under
 from gitrepos import make_repo
 from sqlmodel import select
 from typer.testing import CliRunner
@@ -41,6 +42,7 @@ from miner.cli import app
 
 REPOSITORIES = 22
 TOO_LARGE_KB = 5_000_000    # over the default max_repo_size_kb
+TOKEN = "ghp_crawlTokenMustNeverBeWritten0123456"
 
 
 @dataclass
@@ -65,10 +67,15 @@ class History:
     unreachable_url: str
     counter: CloneCounter
     steps: dict[str, Step]
+    root: Path
+    env: dict[str, str]
+    authorizations: set[str | None]   # what the fake GitHub was sent
 
 
-def _crawl(env: dict[str, str], database_url: str, counter: CloneCounter) -> Step:
+def _crawl(env: dict[str, str], database_url: str, counter: CloneCounter, log: Path) -> Step:
     result = CliRunner().invoke(app, ["crawl", "--topic", TOPIC, "--workers", "2", "--format", "json"], env=env)
+    log.parent.mkdir(exist_ok=True)
+    log.write_text(result.stdout + result.stderr)
     try:
         output = json.loads(result.stdout) if result.exit_code == 0 else []
     except ValueError:
@@ -92,16 +99,17 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> History:
     counter = CloneCounter(root / "counter")
     database_url = f"sqlite:///{root / 'miner.db'}"
     steps: dict[str, Step] = {}
-    with FakeGithub() as fake:
+    logs = root / "cli"
+    with FakeGithub(valid_tokens={TOKEN}) as fake:
         register(fake, corpus)
-        env = crawl_env(fake.url, database_url, root / "work", **counter.env)
+        env = crawl_env(fake.url, database_url, root / "work", MINER_GITHUB__TOKEN=TOKEN, **counter.env)
 
-        steps["first"] = _crawl(env, database_url, counter)
-        steps["unchanged"] = _crawl(env, database_url, counter)
+        steps["first"] = _crawl(env, database_url, counter, logs / "first.txt")
+        steps["unchanged"] = _crawl(env, database_url, counter, logs / "unchanged.txt")
 
         changed = next(repo for repo in corpus if repo.kind == "plain")
         changed.commit({"src/main.py": "import mlflow\n\nmlflow.autolog()\n"}, "start tracking")
-        steps["one_changed"] = _crawl(env, database_url, counter)
+        steps["one_changed"] = _crawl(env, database_url, counter, logs / "one_changed.txt")
 
         big = make_repo(root / "repos" / "huge", {"train.py": "import mlflow\nmlflow.log_param('a', 1)\n"})
         allow_partial_clone(big.path)
@@ -110,8 +118,9 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> History:
                             head_sha=big.sha, size_kb=TOO_LARGE_KB)
         unreachable_url = (root / "repos" / "vanished").as_uri()
         fake.add_repository("owner9/vanished", clone_url=unreachable_url, topics=[TOPIC])
-        steps["failures"] = _crawl(env, database_url, counter)
-    return History(corpus, first_shas, changed, too_large, unreachable_url, counter, steps)
+        steps["failures"] = _crawl(env, database_url, counter, logs / "failures.txt")
+        authorizations = set(fake.authorizations)
+    return History(corpus, first_shas, changed, too_large, unreachable_url, counter, steps, root, env, authorizations)
 
 
 def _by_name(runs: list[Any]) -> dict[str, list[Any]]:
@@ -250,3 +259,28 @@ def test_the_plan_lists_the_largest_repositories_first(tmp_path: Path) -> None:
     assert [names[repository_id] for repository_id in plan.to_mine] == [
         enumeration_order[4], enumeration_order[1], enumeration_order[3], enumeration_order[2], enumeration_order[0]
     ]
+
+
+def test_the_token_reaches_github_and_is_written_nowhere(history: History) -> None:
+    """Not in the crawls' output, the database, any export, the report or the query commands."""
+    readers = history.root / "readers"
+    readers.mkdir()
+    commands = [
+        ["export", "--format", "csv", "--out", str(readers / "csv")],
+        ["export", "--format", "json", "--out", str(readers / "json")],
+        ["export", "--format", "parquet", "--out", str(readers / "parquet")],
+        ["report", "--out", str(readers / "report")],
+        ["findings", "--format", "json"], ["repos", "--format", "json"], ["crawls", "--format", "json"],
+        ["stats", "--format", "json"], ["doctor", "--format", "json"],
+    ]
+    for index, args in enumerate(commands):
+        result = CliRunner().invoke(app, args, env=history.env)
+        assert result.exit_code == 0 or args[0] == "doctor", (args, result.output)
+        (readers / f"{index}-{args[0]}.txt").write_text(result.stdout + result.stderr)
+    assert history.authorizations == {f"token {TOKEN}"}, "every GitHub request carried the token"
+
+    written = list(files_under(history.root))
+    names = {Path(name).name for name, _ in written}
+    assert {"miner.db", "index.html", "dataset.json", "findings.parquet", "first.txt", "failures.txt"} <= names, names
+    assert blobs_containing(TOKEN, [("control", f"Authorization: token {TOKEN}".encode())]) == ["control"]
+    assert blobs_containing(TOKEN, written) == []
