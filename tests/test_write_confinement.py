@@ -1,7 +1,7 @@
 """Mining writes nowhere but its own temporary folder, and removes that folder on every outcome.
 
 A child process mines a series of built repositories, each ending differently (ok, clone failed,
-empty, too large, clone timed out, a file over the parse time limit, a file that crashes the
+private or deleted (HTTP 404), empty, too large, clone timed out, a file over the parse time limit, a file that crashes the
 parser, a hostile tree of symlinks and odd names), under `strace -f`. Every system call that can
 create, change or remove a file is read back from the trace with its path resolved (per-process
 working directories followed through chdir and fork), and each must land inside the work folder.
@@ -196,6 +196,7 @@ def test_mining_writes_only_inside_its_work_folder_and_removes_it_on_every_outco
             ("empty", empty.as_uri(), {}),
             ("too-large", big.path.as_uri(), {"max_clone_bytes": 100_000}),
             ("clone-timeout", server.url_for(held.path), {"clone_timeout_s": 2}),
+            ("private-or-404", f"{server.url}/owner/private-repo", {"clone_timeout_s": 30}),
             ("parse-time-limit", slow_parse.path.as_uri(), {"parse_timeout_s": 2}),
             ("parser-crash", crash.path.as_uri(), {"parse_timeout_s": 20}),
             ("hostile", hostile.as_uri(), {}),
@@ -219,8 +220,10 @@ def test_mining_writes_only_inside_its_work_folder_and_removes_it_on_every_outco
     # each outcome really happened
     assert {name: o["status"] for name, o in outcomes.items()} == {
         "ok": "ok", "clone-failed": "clone_failed", "empty": "clone_failed", "too-large": "too_large",
-        "clone-timeout": "timeout", "parse-time-limit": "ok", "parser-crash": "ok", "hostile": "ok",
+        "clone-timeout": "timeout", "private-or-404": "clone_failed", "parse-time-limit": "ok", "parser-crash": "ok", "hostile": "ok",
     }, outcomes
+    assert outcomes["clone-failed"]["error"].endswith("does not appear to be a git repository")
+    assert outcomes["private-or-404"]["error"] == f"clone failed: repository '{server.url}/owner/private-repo/' not found"
     assert outcomes["parse-time-limit"]["files"]["slow.py"] == ["unparsable", "parser time limit: no result within 2 s"]
     assert outcomes["parser-crash"]["files"]["deep.py"][0] == "unparsable"
     assert outcomes["hostile"]["files"]["passwd.py"] == ["skipped", "symbolic link (not followed)"]
