@@ -1,13 +1,16 @@
-"""Read one commit's tree straight from git objects: no checkout, one cat-file process per repository."""
+"""Read one commit's tree straight from git objects: no checkout; one `ls-tree` lists every path
+with its size, one persistent `cat-file --batch` per repository reads the blobs."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import git
-from gitdb.util import bin_to_hex, hex_to_bin
+from gitdb.util import hex_to_bin
 
 SYMLINK_MODE = 0o120000
 SUBMODULE_MODE = 0o160000
@@ -21,24 +24,26 @@ class NotARepository(LookupError):
     """The path does not exist or holds no git repository."""
 
 
-TREE_MODE_TYPE = 0o040000 >> 12
+class TreeUnreadable(RuntimeError):
+    """git could not list the commit's tree (a corrupt or missing tree object)."""
 
 
-def tree_records(data: bytes) -> Iterator[tuple[int, bytes, bytes]]:
-    """(mode, name, binary object id) of each entry of a raw tree object, in stored order.
+def ls_tree_records(data: bytes) -> Iterator[tuple[int, str, bytes, int | None]]:
+    """(mode, object id, raw path, size) of each record of `git ls-tree -r -l -z` output.
 
-    Our own reader rather than GitPython's Tree: GitPython (3.2) refuses a whole tree when one
-    name is `.git`, `git~1` or another checkout hazard, which would lose every other file of the
-    commit. We never check out, so such names are harmless here (a `.git` folder is vendored).
+    Size is None where git has none to give: `-` for a submodule's commit, `BAD` for a blob the
+    object store lacks (a partial clone's unfetched blob, a damaged repository). Raw bytes, not
+    GitPython's Tree: GitPython refuses a whole tree when one name is `.git`, `git~1` or another
+    checkout hazard, which would lose every other file. We never check out, so such names are
+    harmless here (a `.git` folder is vendored).
     """
-    offset = 0
-    while offset < len(data):
-        space = data.index(b" ", offset)
-        end = data.index(b"\0", space)
-        if end + 21 > len(data):
-            raise ValueError("truncated tree object")
-        yield int(data[offset:space], 8), data[space + 1:end], data[end + 1:end + 21]
-        offset = end + 21
+    for record in data.split(b"\0"):
+        if not record:
+            continue
+        meta, _, path = record.partition(b"\t")
+        mode, _type, object_id, size = meta.split(maxsplit=3)
+        size = size.strip()
+        yield int(mode, 8), object_id.decode("ascii"), path, int(size) if size.isdigit() else None
 
 
 def path_text(raw: bytes) -> str:
@@ -57,6 +62,7 @@ class TreeEntry:
     path: str
     mode: int
     sha: str
+    size: int | None = None      # None: a submodule, or a blob the object store lacks
 
     @property
     def is_symlink(self) -> bool:
@@ -68,7 +74,7 @@ class TreeEntry:
 
 
 class CommitReader:
-    """A repository opened on one commit; GitPython's persistent cat-file reads the objects.
+    """A repository opened on one commit: `git ls-tree` lists it, GitPython's persistent cat-file reads blobs.
 
     GitPython keeps `git cat-file` processes and caches alive per Repo, so always use this as a
     context manager: close() ends them, which matters in a worker that mines thousands of repos.
@@ -83,12 +89,14 @@ class CommitReader:
             raise NotARepository(f"{git_dir} is not a git repository") from None
         # GIT_DIR: a bare directory without a config file looks like a work tree to GitPython.
         # safe.directory: mined repositories belong to whoever cloned them; we only read objects.
-        self.repo.git.update_environment(
-            GIT_DIR=self.repo.git_dir,
-            GIT_CONFIG_COUNT="1",
-            GIT_CONFIG_KEY_0="safe.directory",
-            GIT_CONFIG_VALUE_0="*",
-        )
+        git_env = {
+            "GIT_DIR": self.repo.git_dir,
+            "GIT_CONFIG_COUNT": "1",
+            "GIT_CONFIG_KEY_0": "safe.directory",
+            "GIT_CONFIG_VALUE_0": "*",
+        }
+        self.repo.git.update_environment(**git_env)
+        self._git_env = {**os.environ, **git_env, "GIT_NO_LAZY_FETCH": "1"}
         if rev is None and not self.repo.head.is_valid():
             self.repo.close()
             raise RevisionNotFound("the repository has no commits on its default branch (HEAD names no commit)")
@@ -113,19 +121,17 @@ class CommitReader:
         return self.commit.hexsha
 
     def entries(self) -> Iterator[TreeEntry]:
-        """Every non-tree entry of the commit's tree, recursively, without reading blob contents."""
-        stack = [(b"", self.commit.tree.binsha)]
-        while stack:
-            prefix, tree_id = stack.pop()
-            for mode, name, object_id in tree_records(self.repo.odb.stream(tree_id).read()):
-                if mode >> 12 == TREE_MODE_TYPE:
-                    stack.append((prefix + name + b"/", object_id))
-                else:
-                    yield TreeEntry(path=path_text(prefix + name), mode=mode, sha=bin_to_hex(object_id).decode("ascii"))
-
-    def size(self, sha: str) -> int:
-        """Size of a blob in bytes; ValueError when the object store lacks it."""
-        return self.repo.odb.info(hex_to_bin(sha)).size
+        """Every non-tree entry of the commit's tree, recursively, with blob sizes, in git's path
+        order; one `git ls-tree` reads only tree objects and the blobs' headers, never contents."""
+        listing = subprocess.run(
+            ["git", "ls-tree", "-r", "-l", "-z", "--full-tree", self.commit.hexsha],
+            env=self._git_env, capture_output=True, check=False,
+        )
+        if listing.returncode != 0:
+            reason = listing.stderr.decode("utf-8", "replace").strip().splitlines()
+            raise TreeUnreadable(f"git ls-tree failed: {reason[0] if reason else listing.returncode}")
+        for mode, object_id, raw_path, size in ls_tree_records(listing.stdout):
+            yield TreeEntry(path=path_text(raw_path), mode=mode, sha=object_id, size=size)
 
     def read(self, sha: str) -> bytes:
         """Contents of a blob; ValueError when the object store lacks it."""

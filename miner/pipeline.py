@@ -40,10 +40,9 @@ def analyse_entry(
         return _skipped(entry, kind, "symbolic link (not followed)"), []
     if entry.is_submodule:
         return _skipped(entry, kind, "submodule (not fetched)"), []
-    try:
-        size = reader.size(entry.sha)
-    except ValueError:
+    if entry.size is None:   # git listed no size: the blob is not in the object store
         return _skipped(entry, kind, f"blob {entry.sha} missing from the object store"), []
+    size = entry.size
     limit = limits.max_notebook_bytes if kind is FileKind.ipynb else limits.max_file_bytes
     if size > limit:
         return _skipped(entry, kind, f"larger than the configured limit ({size} > {limit} bytes)", size), []

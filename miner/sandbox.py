@@ -9,6 +9,7 @@ becomes that file's recorded outcome and the child is replaced for the next file
 
 from __future__ import annotations
 
+import faulthandler
 import multiprocessing
 import resource
 import signal
@@ -47,6 +48,9 @@ def _limit_memory(extra_mb: int) -> None:
 
 def _serve(connection: Connection, detector: Detector, memory_mb: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when this child ends
+    # A crash here is an expected, recorded outcome (the parent names the file), not a bug report:
+    # no faulthandler dump inherited from a parent that enabled it (pytest, python -X faulthandler).
+    faulthandler.disable()
     _trust_parser_output()
     _limit_memory(memory_mb)
     # Long `a + b + ...` chains are deep trees; Python accepts thousands of terms, so the walk
