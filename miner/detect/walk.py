@@ -69,30 +69,37 @@ class _GatheringState(CodegenState):
             waiting = self._awaiting_func.pop(id(node), None)
             if waiting is not None:
                 waiting.line, waiting.column = self.line, self.column
-        kind = type(node)
-        if kind is cst.Call:
-            site = CallSite(node, self.line, self.column)  # type: ignore[arg-type]
-            self.gathered.calls.append(site)
-            if node.lpar:  # type: ignore[attr-defined]
-                # `(\n  mlflow.log_param(x))`: the call starts where its callee does, as in ast.
-                self._awaiting_func[id(node.func)] = site  # type: ignore[attr-defined]
-        elif kind is cst.Import:
-            self.gathered.imports.append(node)  # type: ignore[arg-type]
-        elif kind is cst.ImportFrom:
-            self.gathered.imports.append(node)  # type: ignore[arg-type]
-        elif kind is cst.Assign:
-            value = node.value  # type: ignore[attr-defined]
-            if type(value) is cst.Call:
-                targets = [t.target for t in node.targets]  # type: ignore[attr-defined]
-                self.gathered.assignments.append((targets, value))
-        elif kind is cst.NamedExpr:
-            value = node.value  # type: ignore[attr-defined]
-            if type(value) is cst.Call:
-                self.gathered.assignments.append(([node.target], value))  # type: ignore[attr-defined]
-        elif kind is cst.AnnAssign:
-            value = node.value  # type: ignore[attr-defined]
-            if type(value) is cst.Call:
-                self.gathered.assignments.append(([node.target], value))  # type: ignore[attr-defined]
+        note = _NOTES.get(type(node))
+        if note is not None:   # most nodes are none of the few kinds detection needs
+            note(self, node)
+
+    def _note_call(self, node: cst.Call) -> None:
+        site = CallSite(node, self.line, self.column)
+        self.gathered.calls.append(site)
+        if node.lpar:
+            # `(\n  mlflow.log_param(x))`: the call starts where its callee does, as in ast.
+            self._awaiting_func[id(node.func)] = site
+
+    def _note_import(self, node: cst.Import | cst.ImportFrom) -> None:
+        self.gathered.imports.append(node)
+
+    def _note_assign(self, node: cst.Assign) -> None:
+        if type(node.value) is cst.Call:
+            self.gathered.assignments.append(([t.target for t in node.targets], node.value))
+
+    def _note_single_target(self, node: cst.NamedExpr | cst.AnnAssign) -> None:
+        if type(node.value) is cst.Call:
+            self.gathered.assignments.append(([node.target], node.value))  # type: ignore[list-item]
+
+
+_NOTES = {
+    cst.Call: _GatheringState._note_call,
+    cst.Import: _GatheringState._note_import,
+    cst.ImportFrom: _GatheringState._note_import,
+    cst.Assign: _GatheringState._note_assign,
+    cst.NamedExpr: _GatheringState._note_single_target,
+    cst.AnnAssign: _GatheringState._note_single_target,
+}
 
 
 def gather(module: cst.Module) -> Gathered:
