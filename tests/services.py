@@ -28,10 +28,12 @@ def free_port() -> int:
 
 class PrivateRedis:
     """redis-server with an append-only file fsynced on every write, as a broker that must not
-    lose queued tasks across a restart should be configured (docker/compose.yaml does the same)."""
+    lose queued tasks across a restart should be configured (docker/compose.yaml does the same);
+    or, with persistent=False, one that forgets everything when it stops."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, *, persistent: bool = True) -> None:
         self.data_dir = data_dir
+        self.persistent = persistent      # False: keeps nothing on disk, as this machine's Redis
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -45,7 +47,7 @@ class PrivateRedis:
         log = (self.data_dir / "redis.log").open("ab")
         self.process = subprocess.Popen(
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.data_dir),
-             "--appendonly", "yes", "--appendfsync", "always", "--save", ""],
+             "--appendonly", "yes" if self.persistent else "no", "--appendfsync", "always", "--save", ""],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         wait_for(self.answers, 20, f"redis-server on port {self.port}")
