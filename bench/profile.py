@@ -36,9 +36,7 @@ def _walk(frame, stack: tuple[str, ...], self_times: dict, inclusive: dict, labe
 
 
 def main(argv: list[str] | None = None) -> int:
-    from pyinstrument import Profiler
-
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--corpus", type=Path, default=Path("../shared/eval/corpus-dev.json"))
     ap.add_argument("--repos-root", type=Path, default=Path("/work/.mirror"))
     ap.add_argument("--repos", type=int, default=None)
@@ -46,6 +44,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--interval", type=float, default=0.001)
     ap.add_argument("--top", type=int, default=40)
     args = ap.parse_args(argv)
+    try:
+        from pyinstrument import Profiler
+    except ImportError:
+        print("bench.profile needs pyinstrument: pip install -e '.[bench]'", file=sys.stderr)
+        return 2
 
     entries = json.loads(args.corpus.read_text())["repositories"][: args.repos]
     items = []
