@@ -1019,6 +1019,11 @@ def render(fig, t_ours, t_par, t_inproc, t_grep1, t_grep2, t_seed, parse_t, bd_t
     target_row("detection overhead: ours end to end ÷ plain parse of same units", "detection_overhead", overhead,
                by_cpu=ratio(t_ours.cpu, parse_t["same_as_ours"].cpu))
     target_row("  Detector.analyse alone ÷ plain parse of same units", None, analyse_only)
+    if "parse_without_validation" in fig.get("whatif", {}):
+        # ours skips libcst's node validation (a lever); against a plain parse that skips it too
+        noval_s = fig["whatif"]["parse_without_validation"]["seconds"]
+        fig["ratios"]["detection_overhead_equal_settings"] = ratio(ours, noval_s)
+        target_row("  ours end to end ÷ plain parse of same units, validation off in both", None, ratio(ours, noval_s))
     if fig["ours_in_process"]["pipeline_has_sandbox"]:
         fig["ratios"]["sandbox_cost"] = ratio(ours, t_inproc.seconds)
         target_row("  ours (parser sandbox) ÷ ours with the parse in-process", None, ratio(ours, t_inproc.seconds),
