@@ -19,7 +19,8 @@ machine are noisy, so CPU seconds and CPU-based ratios are printed beside them.
 
 Semgrep is looked for in $SEMGREP, /tmp/bench-semgrep-venv/bin/semgrep, then PATH (install it in a
 venv: `python -m venv /tmp/bench-semgrep-venv && /tmp/bench-semgrep-venv/bin/pip install semgrep`).
-`--skip clone|semgrep|parallel|rss` leaves a part out.
+`--skip clone|semgrep|parallel|rss` leaves a part out. `--repeat N` (default 2) runs our analysis and
+the plain parses N times and keeps the fastest, since a shared machine's noise only adds time.
 
 The corpus git directories are only read: clones go through upload-pack, checkouts through
 git archive, and every temporary folder is deleted before the run ends.
@@ -767,6 +768,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--semgrep", default=os.environ.get("SEMGREP") or (
         DEFAULT_SEMGREP if Path(DEFAULT_SEMGREP).exists() else shutil.which("semgrep")))
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--repeat", type=int, default=2,
+                    help="runs of ours and of the plain parses; the fastest counts (noise only adds time)")
     ap.add_argument("--skip", action="append", default=[], choices=["clone", "semgrep", "parallel", "rss"])
     ap.add_argument("--rss-probe", nargs=3, metavar=("GIT_DIR", "COMMIT", "NAME"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -812,9 +815,15 @@ def main(argv: list[str] | None = None) -> int:
                  "analysed_bytes": analysed_bytes, "source_bytes_all": source_bytes,
                  "mlflow_files": mlflow_files, "missing_blobs": sum(len(r.missing) for r in repos)}
 
-    log("ours, 1 process")
+    log(f"ours, 1 process (best of {args.repeat})")
     per_repo: dict[str, float] = {}
-    t_ours, results = run_ours(repos, 1, per_repo)
+    t_ours, results = None, {}
+    for _ in range(args.repeat):   # a shared machine's noise only ever adds time: keep the fastest
+        times: dict[str, float] = {}
+        t_run, run_results = run_ours(repos, 1, times)
+        if t_ours is None or t_run.seconds < t_ours.seconds:
+            t_ours, results, per_repo = t_run, run_results, times
+    assert t_ours is not None
     files_parsed = sum(1 for res in results.values() for f in res.files if f.parsed)
     fig["ours_1p"] = t_ours.as_dict() | {
         "files": sum(len(res.files) for res in results.values()), "files_parsed": files_parsed,
@@ -824,9 +833,9 @@ def main(argv: list[str] | None = None) -> int:
         "unparsable": sum(1 for res in results.values() for f in res.files if f.status is FileStatus.unparsable),
     }
 
-    log("ours, 1 process, parser sandbox replaced by an in-process call")
+    log(f"ours, 1 process, parser sandbox replaced by an in-process call (best of {args.repeat})")
     with parse_in_process() as had_sandbox:
-        t_inproc, _ = run_ours(repos, 1)
+        t_inproc = best_of(args.repeat, lambda: run_ours(repos, 1))
     fig["ours_in_process"] = t_inproc.as_dict() | {"pipeline_has_sandbox": had_sandbox}
     durations = [per_repo[r.name] for r in repos]
     fig["per_repo_seconds"] = {r.name: round(per_repo[r.name], 4) for r in repos}
@@ -834,8 +843,8 @@ def main(argv: list[str] | None = None) -> int:
         # in the order a crawl hands repositories out: largest first by repository size (GitHub's
         # size_kb there, the git directory's bytes here), as miner.crawl and `miner eval` do
         by_size = sorted(repos, key=lambda r: -r.git_dir_bytes)
-        log(f"ours, run_parallel workers={args.workers}, largest repositories first")
-        t_par, _ = run_ours(by_size, args.workers)
+        log(f"ours, run_parallel workers={args.workers}, largest repositories first (best of {args.repeat})")
+        t_par = best_of(args.repeat, lambda: run_ours(by_size, args.workers))
         fig["ours_parallel"] = t_par.as_dict() | {"workers": args.workers}
         log(f"machine ceiling: CPU-bound spinning through run_parallel, {args.workers} over 1")
         fig["ceiling"] = cpu_ceiling(args.workers)
@@ -872,10 +881,11 @@ def main(argv: list[str] | None = None) -> int:
     units = parse_units(repos, rules.namespaces)
     parse_t: dict[str, Timing] = {}
     for key in ("py_all", "py_mlflow", "same_as_ours"):
-        with timed() as t:
-            failures = parse_all(units[key])
-        parse_t[key] = t
-        fig[f"parse_{key}"] = t.as_dict() | {"units": len(units[key]), "failures": failures,
+        outcome: dict[str, int] = {}
+        repeat = 1 if key == "py_all" else args.repeat   # the two the targets divide by
+        parse_t[key] = best_of(repeat, lambda: outcome.update(failures=parse_all(units[key])))
+        failures = outcome["failures"]
+        fig[f"parse_{key}"] = parse_t[key].as_dict() | {"units": len(units[key]), "failures": failures,
                                               "bytes": sum(len(u.encode("utf-8", "surrogatepass")) for u in units[key])}
 
     log("what-ifs: import prefilter, parse without validation, stdlib ast, git plumbing reads")
@@ -884,8 +894,9 @@ def main(argv: list[str] | None = None) -> int:
     no_import = [f for f in files if not f.imports_namespace]
     with timed() as t_noimp:
         parse_all([c for f in no_import for c in f.cells])
-    with timed() as t_noval:
-        noval_failures = parse_without_validation(units["same_as_ours"])
+    noval: dict[str, int] = {}
+    t_noval = best_of(args.repeat, lambda: noval.update(failures=parse_without_validation(units["same_as_ours"])))
+    noval_failures = noval["failures"]
     with timed() as t_ast:
         ast_failures = ast_gather(units["same_as_ours"])
     with timed() as t_gp:
