@@ -16,21 +16,9 @@ import signal
 import sys
 from multiprocessing.connection import Connection
 
-import libcst as cst
-
 from miner.detect.detector import Detector, FileAnalysis, UnparsableCell
+from miner.parser_tuning import collector_paused, prepare, tune_parser
 from miner.sources import SourceFile
-
-
-def _trust_parser_output() -> None:
-    """Skip libcst's per-node validation in this child: nodes its parser builds are valid.
-
-    Validation re-checks every node as it is constructed (about a fifth of parse time here);
-    libcst's own comment on CSTNode.__post_init__ suggests moving it off the parse path. Only
-    this child, which parses and never builds nodes by hand, is changed.
-    """
-    if "__post_init__" in vars(cst.CSTNode):
-        cst.CSTNode.__post_init__ = lambda self: None  # type: ignore[method-assign]
 
 
 def _limit_memory(extra_mb: int) -> None:
@@ -51,7 +39,7 @@ def _serve(connection: Connection, detector: Detector, memory_mb: int) -> None:
     # A crash here is an expected, recorded outcome (the parent names the file), not a bug report:
     # no faulthandler dump inherited from a parent that enabled it (pytest, python -X faulthandler).
     faulthandler.disable()
-    _trust_parser_output()
+    tune_parser()  # this child only parses: no validation, plain constructors
     _limit_memory(memory_mb)
     # Long `a + b + ...` chains are deep trees; Python accepts thousands of terms, so the walk
     # must too. Deeper still can overflow the C stack: this child dies and the file is recorded.
@@ -64,7 +52,8 @@ def _serve(connection: Connection, detector: Detector, memory_mb: int) -> None:
         if source is None:
             return
         try:
-            analysis = detector.analyse(source)
+            with collector_paused():
+                analysis = detector.analyse(source)
         except BaseException as exc:  # noqa: BLE001 - anything the detector raises is the file's outcome
             analysis = FileAnalysis((), (UnparsableCell(None, f"{type(exc).__name__}: {exc}"),), True)
         connection.send(analysis)
@@ -78,6 +67,7 @@ class ParserSandbox:
         self.timeout_s = timeout_s
         self.memory_mb = memory_mb
         self._context = multiprocessing.get_context("fork")
+        prepare()  # children fork with the tuned constructors already built
         self._process: multiprocessing.process.BaseProcess | None = None
         self._connection: Connection | None = None
 
