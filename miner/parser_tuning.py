@@ -10,8 +10,14 @@ nothing for a process that never builds or mutates nodes by hand:
 * the cycle collector: a tree is thousands of young container objects, so the collector runs
   over and over during a parse, though a libcst tree has no cycles and reference counting frees it.
 
-`tune_parser()` removes the first two for the rest of the process; `collector_paused()` removes the
-third around one analysis. The same nodes come out (tests compare trees, code and findings).
+Code generation, which the detector's gather pass rides for positions, has one such cost too:
+every expression enters a generator-based `_parenthesize` context manager, though almost none has
+parentheses of its own; for those the tuned version hands back what the original would have
+entered between the (absent) parentheses.
+
+`tune_parser()` removes these for the rest of the process; `collector_paused()` removes the
+cycle collector around one analysis. The same nodes, code and positions come out (tests compare
+trees, generated code and findings with untuned libcst).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from contextlib import contextmanager
 from typing import Any, Callable
 
 import libcst as cst
+from libcst._nodes.expression import _BaseParenthesizedNode
 
 # The sentinel dataclasses writes for a default_factory parameter, so signatures stay identical.
 _FACTORY_SENTINEL: Any = getattr(dataclasses, "_HAS_DEFAULT_FACTORY", object())
@@ -75,6 +82,19 @@ def plain_init(cls: type) -> Callable[..., None] | None:
     return function
 
 
+def _parenthesize_fast_path(original: Callable[..., Any]) -> Callable[..., Any]:
+    """_parenthesize that skips the generator when the node has no parentheses of its own."""
+
+    def _parenthesize(self: Any, state: Any) -> Any:
+        if not self.lpar and not self.rpar:
+            # the original emits no parens and enters exactly this around the node's tokens
+            return state.record_syntactic_position(self)
+        return original(self, state)
+
+    _parenthesize.original = original  # type: ignore[attr-defined]
+    return _parenthesize
+
+
 @functools.cache
 def _patches() -> tuple[Patch, ...]:
     """What tune_parser changes, as (class, attribute, new value); _ABSENT means delete.
@@ -83,6 +103,9 @@ def _patches() -> tuple[Patch, ...]:
     forks parser children hands them the built constructors.
     """
     patches: list[Patch] = [(cst.CSTNode, "__post_init__", lambda self: None)]
+    current = vars(_BaseParenthesizedNode)["_parenthesize"]
+    original = getattr(current, "original", current)   # never wrap our own fast path
+    patches.append((_BaseParenthesizedNode, "_parenthesize", _parenthesize_fast_path(original)))
     for cls in node_classes():
         if not dataclasses.is_dataclass(cls) or "__init__" not in vars(cls):
             continue

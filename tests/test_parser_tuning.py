@@ -27,6 +27,8 @@ SNIPPETS = [
     "f'{f\"{1 + 2:{width}}\"}' ; x = [i for i in range(3) if i] ; del x[0], y\n",
     "try:\n    pass\nexcept* (ValueError, TypeError) as group:\n    raise\nelse:\n    pass\nfinally:\n    pass\n",
     "# comment only\n\n\n",
+    "import mlflow\nx = (\n    mlflow.log_param('a', 1))\n(mlflow).log_metric('m', 2)\n"
+    "((mlflow.set_tag))('t', (1, (2)))\ny = [mlflow.log_metric(k, v) for k, v in ((a, b),)]\n",
     "",
 ]
 
