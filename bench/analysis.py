@@ -213,20 +213,18 @@ def mine_item(item: tuple[str, str, str]) -> MiningResult:
 
 
 class InProcessSandbox:
-    """Stands in for miner.sandbox.ParserSandbox: the detector runs in this process, tuned as the
-    sandbox child tunes libcst, so the stages can be timed (and profiled) and the sandbox's own
-    cost measured."""
+    """Stands in for miner.sandbox's shared parser child: the detector runs in this process, with
+    libcst tuned as the child tunes it, so the stages can be timed (and profiled) and the
+    sandbox's own cost measured."""
 
     def __init__(self, detector, timeout_s: float = 0.0, memory_mb: int = 0) -> None:
         self.detector = detector
-        self._tuning = tuned_parser()
 
     def __enter__(self) -> "InProcessSandbox":
-        self._tuning.__enter__()
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self._tuning.__exit__(*exc)
+    def __exit__(self, *_: object) -> None:
+        pass
 
     def analyse(self, source):
         with collector_paused():
@@ -238,18 +236,20 @@ class InProcessSandbox:
 
 @contextmanager
 def parse_in_process() -> Iterator[bool]:
-    """Replace the pipeline's parser sandbox by InProcessSandbox; yields whether there was one."""
+    """Replace the pipeline's parser sandbox by InProcessSandbox (and tune libcst in this process
+    meanwhile); yields whether the pipeline had a sandbox to replace."""
     import miner.pipeline as pipeline_mod
 
-    original = getattr(pipeline_mod, "ParserSandbox", None)
+    original = getattr(pipeline_mod, "shared_sandbox", None)
     if original is None:
         yield False
         return
-    pipeline_mod.ParserSandbox = InProcessSandbox  # type: ignore[attr-defined]
+    pipeline_mod.shared_sandbox = lambda rules, *_: InProcessSandbox(Detector(rules))  # type: ignore[attr-defined]
     try:
-        yield True
+        with tuned_parser():
+            yield True
     finally:
-        pipeline_mod.ParserSandbox = original  # type: ignore[attr-defined]
+        pipeline_mod.shared_sandbox = original  # type: ignore[attr-defined]
 
 
 def run_ours(repos: list[Repo], workers: int, per_repo: dict[str, float] | None = None
@@ -366,7 +366,7 @@ def run_breakdown(repos: list[Repo]) -> tuple[float, dict[str, float], dict[str,
     b.wrap(pipeline_mod, "load_source", "load_source (decode / notebook)")
     b.wrap(sources_mod, "notebook_file", "  notebook_file (json + cells)")
     b.wrap(sources_mod, "strip_ipython", "  strip_ipython")
-    b.wrap(pipeline_mod.Detector, "analyse", "Detector.analyse")
+    b.wrap(detector_mod.Detector, "analyse", "Detector.analyse")
     b.wrap(detector_mod, "_parse", "  libcst parse_module")
     b.wrap(detector_mod, "gather", "  gather pass (walk.py)")
     try:

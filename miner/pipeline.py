@@ -6,11 +6,11 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
-from miner.detect.detector import Detector, FileAnalysis
+from miner.detect.detector import FileAnalysis
 from miner.detect.rules import Rules
 from miner.domain import FileKind, FileResult, FileStatus, Finding, MiningResult, RunStatus
 from miner.gitread import CommitReader, RevisionNotFound, TreeEntry
-from miner.sandbox import ParserSandbox
+from miner.sandbox import shared_sandbox
 from miner.settings import LimitSettings
 from miner.sources import NotPythonSource, SourceError, SourceFile, is_lfs_pointer, is_vendored, load_source, source_kind
 
@@ -96,8 +96,8 @@ def mine_commit(
         return MiningResult(
             full_name, None, RunStatus.clone_failed, started, _now(), error=f"{type(exc).__name__}: {exc}"
         )
-    detector = Detector(rules)
-    with reader, ParserSandbox(detector, limits.parse_timeout_s, limits.parse_memory_mb) as sandbox:
+    sandbox = shared_sandbox(rules, limits.parse_timeout_s, limits.parse_memory_mb)
+    with reader:
         result = MiningResult(full_name, reader.sha, RunStatus.ok, started, started)
         try:
             for entry in reader.entries():

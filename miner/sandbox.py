@@ -3,20 +3,28 @@
 libcst's native parser overflows its stack (SIGSEGV) on expressions nested thousands deep and
 can spend minutes on pathological inputs; neither can be caught in-process, and a worker that
 dies on a file would be redelivered the same repository forever. So files that need a parse go
-to a child process, one per repository, with a per-file time limit: a crash or a time-out
-becomes that file's recorded outcome and the child is replaced for the next file.
+to a child process with a per-file time limit: a crash or a time-out becomes that file's recorded
+outcome and the child is replaced for the next file.
+
+Starting a child (fork, then tuning libcst in it) costs about as much as parsing a small
+repository, so `shared_sandbox()` keeps one child per mining process across repositories and
+replaces it after `RECYCLE_AFTER_FILES` files, which keeps whatever a long-lived parser process
+accumulates bounded.
 """
 
 from __future__ import annotations
 
+import atexit
 import faulthandler
 import multiprocessing
+import os
 import resource
 import signal
 import sys
 from multiprocessing.connection import Connection
 
 from miner.detect.detector import Detector, FileAnalysis, UnparsableCell
+from miner.detect.rules import Rules
 from miner.parser_tuning import collector_paused, prepare, tune_parser
 from miner.sources import SourceFile
 
@@ -59,13 +67,21 @@ def _serve(connection: Connection, detector: Detector, memory_mb: int) -> None:
         connection.send(analysis)
 
 
-class ParserSandbox:
-    """Analyses SourceFiles in a child process; use as a context manager (one per repository)."""
+RECYCLE_AFTER_FILES = 2000
 
-    def __init__(self, detector: Detector, timeout_s: float, memory_mb: int = 0) -> None:
+
+class ParserSandbox:
+    """Analyses SourceFiles in a child process; a context manager, or shared via shared_sandbox()."""
+
+    def __init__(self, detector: Detector, timeout_s: float, memory_mb: int = 0,
+                 recycle_after_files: int = RECYCLE_AFTER_FILES) -> None:
         self.detector = detector
         self.timeout_s = timeout_s
         self.memory_mb = memory_mb
+        self.recycle_after_files = recycle_after_files
+        self.files_in_child = 0
+        self.children_started = 0
+        self.owner_pid = os.getpid()
         self._context = multiprocessing.get_context("fork")
         prepare()  # children fork with the tuned constructors already built
         self._process: multiprocessing.process.BaseProcess | None = None
@@ -82,6 +98,8 @@ class ParserSandbox:
         process = self._context.Process(target=_serve, args=(child_end, self.detector, self.memory_mb), daemon=True)
         process.start()
         child_end.close()
+        self.files_in_child = 0
+        self.children_started += 1
         self._process, self._connection = process, parent_end
         return parent_end
 
@@ -97,9 +115,12 @@ class ParserSandbox:
     def analyse(self, source: SourceFile) -> FileAnalysis:
         if not self.detector.needs_parse(source):
             return FileAnalysis((), (), False)
+        if self._connection is not None and self.files_in_child >= self.recycle_after_files:
+            self.close()
         connection = self._connection or self._start()
         try:
             connection.send(source)
+            self.files_in_child += 1
             if connection.poll(self.timeout_s):
                 return connection.recv()
             message = f"parser time limit: no result within {self.timeout_s:g} s"
@@ -124,3 +145,42 @@ class ParserSandbox:
         if self._process is not None:
             self._process.join(timeout=2)
         self._discard()
+
+
+_shared: ParserSandbox | None = None
+
+
+def shared_sandbox(rules: Rules, timeout_s: float, memory_mb: int = 0) -> ParserSandbox:
+    """This process's parser sandbox for these settings, started on first use and kept across
+    repositories (different settings replace it). Never close it per repository."""
+    global _shared
+    current = _shared
+    if current is not None and (
+        current.detector.rules == rules and current.timeout_s == timeout_s and current.memory_mb == memory_mb
+    ):
+        return current
+    if current is not None:
+        current.close()
+    _shared = ParserSandbox(Detector(rules), timeout_s, memory_mb)
+    return _shared
+
+
+def close_shared_sandbox() -> None:
+    """End the shared child (at exit; tests call it to start from nothing)."""
+    global _shared
+    if _shared is not None and _shared.owner_pid == os.getpid():
+        _shared.close()
+    _shared = None
+
+
+def _forget_parents_sandbox() -> None:
+    """In a forked child the shared sandbox's pipe and process are the parent's: drop them
+    without a word to the parser child, which still serves the parent."""
+    global _shared
+    if _shared is not None and _shared._connection is not None:
+        _shared._connection.close()
+    _shared = None
+
+
+os.register_at_fork(after_in_child=_forget_parents_sandbox)
+atexit.register(close_shared_sandbox)
