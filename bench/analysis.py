@@ -56,6 +56,7 @@ from miner.gitread import SUBMODULE_MODE, SYMLINK_MODE, CommitReader
 from miner.mining import run_parallel
 from miner.parser_tuning import collector_paused, tuned_parser
 from miner.pipeline import mine_commit
+from miner.sandbox import close_shared_sandbox
 from miner.settings import LimitSettings
 from miner.sources import SourceError, is_vendored, load_source, source_kind
 
@@ -264,6 +265,7 @@ def run_ours(repos: list[Repo], workers: int, per_repo: dict[str, float] | None 
                 per_repo[item[0]] = time.perf_counter() - started
     with timed() as t:
         results = {item[0]: result for item, result in run_parallel(function, [r.item for r in repos], workers)}
+        close_shared_sandbox()  # inside the timing: the parser child's CPU is counted once it is reaped
     return t, results
 
 
