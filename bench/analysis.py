@@ -12,10 +12,11 @@ Every figure is a ratio against something measured here, on this machine, in thi
 * plain libcst.parse_module of the same files, without any detection (the parser's floor).
 
 It also times the single-process run stage by stage (by wrapping the functions mine_commit
-calls), measures what a few changes would save (a stricter import prefilter, libcst without node
-validation, the stdlib ast parser, git plumbing reads), the machine's own 2-over-1 ceiling, and
-peak RSS (VmHWM) of a fresh process mining the largest repositories. Wall seconds on a shared
-machine are noisy, so CPU seconds and CPU-based ratios are printed beside them.
+calls), measures what a few changes save or would save (the import prefilter, libcst without node
+validation, libcst tuned as in the parser child, the stdlib ast parser, git plumbing reads), the
+machine's own 2-over-1 ceiling, and peak RSS (VmHWM) of a fresh process mining the largest
+repositories. Wall seconds on a shared machine are noisy, so CPU seconds and CPU-based ratios are
+printed beside them.
 
 Semgrep is looked for in $SEMGREP, /tmp/bench-semgrep-venv/bin/semgrep, then PATH (install it in a
 venv: `python -m venv /tmp/bench-semgrep-venv && /tmp/bench-semgrep-venv/bin/pip install semgrep`).
