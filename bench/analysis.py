@@ -498,13 +498,9 @@ def parse_without_validation(codes: list[str]) -> int:
 
 def parse_tuned(codes: list[str]) -> int:
     """The parse as the sandbox child runs it: miner.parser_tuning's constructors, no validation,
-    no cycle collection during a file (the floor our analysis can reach with libcst)."""
-    with tuned_parser():
-        failures = 0
-        for code in codes:
-            with collector_paused():
-                failures += parse_all([code])
-        return failures
+    no cycle collection (the floor our analysis can reach with libcst)."""
+    with tuned_parser(), collector_paused():
+        return parse_all(codes)
 
 
 def pipeline_read(repos: list[Repo]) -> int:

@@ -35,7 +35,7 @@ from libcst._nodes.expression import _BaseParenthesizedNode
 # The sentinel dataclasses writes for a default_factory parameter, so signatures stay identical.
 _FACTORY_SENTINEL: Any = getattr(dataclasses, "_HAS_DEFAULT_FACTORY", object())
 
-Patch = tuple[type, str, Any]  # (class, attribute, the value before the patch or _ABSENT)
+Patch = tuple[type, str, Any]  # (class, attribute, value to set there, or _ABSENT to delete it)
 _ABSENT = object()
 
 
@@ -91,7 +91,6 @@ def _parenthesize_fast_path(original: Callable[..., Any]) -> Callable[..., Any]:
             return state.record_syntactic_position(self)
         return original(self, state)
 
-    _parenthesize.original = original  # type: ignore[attr-defined]
     return _parenthesize
 
 
@@ -103,8 +102,7 @@ def _patches() -> tuple[Patch, ...]:
     forks parser children hands them the built constructors.
     """
     patches: list[Patch] = [(cst.CSTNode, "__post_init__", lambda self: None)]
-    current = vars(_BaseParenthesizedNode)["_parenthesize"]
-    original = getattr(current, "original", current)   # never wrap our own fast path
+    original = vars(_BaseParenthesizedNode)["_parenthesize"]   # cached: built before any patch
     patches.append((_BaseParenthesizedNode, "_parenthesize", _parenthesize_fast_path(original)))
     for cls in node_classes():
         if not dataclasses.is_dataclass(cls) or "__init__" not in vars(cls):
@@ -138,9 +136,9 @@ def _apply(patches: Iterable[Patch]) -> list[Patch]:
     return undo
 
 
-def tune_parser() -> int:
-    """Apply the cheaper constructors for the rest of this process; returns how many classes."""
-    return sum(1 for _, name, _ in _apply(_patches()) if name == "__init__")
+def tune_parser() -> None:
+    """Apply the patches for the rest of this process."""
+    _apply(_patches())
 
 
 @contextmanager
