@@ -179,6 +179,8 @@ class CrawlPublic(BaseModel):
     runs_done: int
     runs_ok: int
     runs_failed: int
+    in_flight: list[str] = []          # repositories handed out without a stored run yet
+    last_progress_at: str | None = None
     error: str | None
 
 
@@ -421,10 +423,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/api/crawls", response_model=CrawlsPublic, tags=["crawls"])
     def read_crawls(session: SessionDep) -> dict[str, Any]:
-        """Every crawl, newest first, with its progress from the stored runs."""
+        """Every crawl, newest first, with its progress from the stored runs; a running crawl
+        that stored nothing for `crawl_stall_after_s` is `stalled`, its repositories in flight named."""
         from schema.crawls import crawl_rows
 
-        rows = crawl_rows(session=session)
+        rows = crawl_rows(session=session, stall_after_s=app.state.settings.crawl_stall_after_s)
         return {"data": rows, "count": len(rows)}
 
     @app.get("/charts/{chart}.png", tags=["dashboard"],

@@ -490,13 +490,16 @@ def _print_crawls(settings: Settings, format: Format, only: int | None = None) -
     from schema.crawls import crawl_rows
 
     with _query_session(settings) as session:
-        rows = crawl_rows(session=session, crawl_id=only)
+        rows = crawl_rows(session=session, crawl_id=only, stall_after_s=settings.crawl_stall_after_s)
     render_rows(rows, format, title="crawls")
 
 
 @app.command()
 def crawls(format: FormatOption = Format.table) -> None:
-    """List crawls with their progress: found, enqueued, unchanged, runs stored ok / failed."""
+    """List crawls with their progress: found, enqueued, unchanged, runs stored ok / failed.
+
+    A running crawl that stored no run for `crawl_stall_after_s` is shown as `stalled`, with the
+    repositories still in flight."""
     _print_crawls(_settings(), format)
 
 

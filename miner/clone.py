@@ -26,6 +26,7 @@ from pathlib import Path
 
 from miner.domain import RunStatus
 from miner.gitread import path_text
+from miner.lifeline import HelperProcessKilled, dies_with_this_process
 from miner.settings import LimitSettings
 from miner.sources import is_vendored, source_kind
 
@@ -135,6 +136,7 @@ def run_git(
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,
+            preexec_fn=dies_with_this_process(),   # no git left fetching for a dead worker
         )
     except OSError as exc:
         raise CloneError(f"cannot run git: {exc}", RunStatus.error) from None
@@ -151,6 +153,9 @@ def run_git(
             pending_input = None  # communicate() sends its input once, on the first call
         _check_size(budget, on_excess=lambda: _kill_group(process))
     _check_size(budget)
+    if process.returncode < 0:   # our own kills raised above: this signal came from outside
+        _kill_group(process)     # its helpers (remote-https, index-pack) go with it
+        raise HelperProcessKilled(f"git {args[0]} killed by signal {signal.Signals(-process.returncode).name}")
     return subprocess.CompletedProcess(
         process.args,
         process.returncode,

@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from miner.clone import CloneError, remote_head
+from miner.lifeline import HelperProcessKilled
 from miner.settings import Settings
 
 
@@ -24,7 +25,7 @@ def _head_or_none(url: str | None, branch: str | None, timeout_s: float) -> str 
         return None
     try:
         return remote_head(url, branch, timeout_s)
-    except CloneError:
+    except (CloneError, HelperProcessKilled):
         return None  # unknown: mine it, and the mine records why it fails
 
 
@@ -96,7 +97,7 @@ def start_crawl(
     plan.to_mine.sort(key=lambda repository_id: -sizes[repository_id])
     with open_session(settings) as session:
         record_plan(
-            session=session, crawl_id=crawl_id, found=plan.found, enqueued=len(plan.to_mine),
+            session=session, crawl_id=crawl_id, found=plan.found, enqueued_ids=plan.to_mine,
             skipped_unchanged=plan.skipped_unchanged, slices=plan.slices,
         )
     return plan

@@ -95,6 +95,68 @@ def check_work_dir(settings: Settings) -> Check:
     return Check("work dir", verdict, f"{folder}: {free_gb:.1f} GB free")
 
 
+IN_FLIGHT_SHOWN = 5
+
+
+def check_crawls(settings: Settings) -> Check:
+    """Running crawls that stored no run for `crawl_stall_after_s`, with what is in flight."""
+    from schema.crawls import crawl_rows
+    from schema.db import open_session
+
+    try:
+        with open_session(settings) as session:
+            rows = crawl_rows(session=session, stall_after_s=settings.crawl_stall_after_s)
+    except Exception:  # the database check says why
+        return Check("crawls", Verdict.warn, "not checked: the database is unavailable")
+    stalled = [row for row in rows if row["status"] == "stalled"]
+    if not stalled:
+        running = sum(row["status"] == "running" for row in rows)
+        return Check("crawls", Verdict.ok, f"none stalled ({running} running)")
+    parts = []
+    for row in stalled:
+        names = row["in_flight"]
+        shown = ", ".join(names[:IN_FLIGHT_SHOWN]) + (f" and {len(names) - IN_FLIGHT_SHOWN} more"
+                                                      if len(names) > IN_FLIGHT_SHOWN else "")
+        parts.append(f"crawl {row['id']} stored nothing since {row['last_progress_at']}"
+                     + (f", in flight: {shown}" if names else ""))
+    return Check("crawls", Verdict.warn,
+                 "; ".join(parts) + ". Are workers running (`celery -A workers worker`)? "
+                 "Re-running `miner crawl` enqueues the repositories that have no run.")
+
+
+def check_stuck_sessions(settings: Settings) -> Check | None:
+    """PostgreSQL sessions idle inside a transaction for longer than the configured limit: a
+    client that hung or died with its socket still open holds its row locks. None where there
+    is nothing to check (SQLite, or a database that cannot be reached)."""
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    if make_url(settings.database_url).get_backend_name() != "postgresql":
+        return None
+    from schema.db import open_session
+
+    limit_s = settings.database_idle_in_transaction_timeout_s
+    try:
+        with open_session(settings) as session:
+            rows = session.execute(text(
+                "SELECT pid, usename, application_name, client_addr::text, "
+                "EXTRACT(EPOCH FROM now() - state_change) AS idle_s, left(query, 80) "
+                "FROM pg_stat_activity WHERE datname = current_database() "
+                "AND state LIKE 'idle in transaction%' AND now() - state_change > make_interval(secs => :limit)"
+            ), {"limit": limit_s}).all()
+    except Exception:  # the database check already says why
+        return None
+    if not rows:
+        return Check("database sessions", Verdict.ok, f"none idle in a transaction for more than {limit_s:g} s")
+    described = "; ".join(f"pid {pid} ({user}@{addr or 'local'}) idle {idle:.0f} s after {query!r}"
+                          for pid, user, _app, addr, idle, query in rows)
+    return Check("database sessions", Verdict.fail,
+                 f"{len(rows)} idle in a transaction past {limit_s:g} s, holding locks: {described}. "
+                 "End them with pg_terminate_backend(pid) and look for orphaned worker processes.")
+
+
 def run_checks(settings: Settings) -> list[Check]:
-    return [check_config(), check_git(), check_database(settings), check_broker(settings),
-            check_github(settings), check_work_dir(settings)]
+    checks = [check_config(), check_git(), check_database(settings), check_broker(settings),
+              check_github(settings), check_work_dir(settings), check_crawls(settings)]
+    sessions = check_stuck_sessions(settings)
+    return checks + ([sessions] if sessions is not None else [])

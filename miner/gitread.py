@@ -1,16 +1,19 @@
 """Read one commit's tree straight from git objects: no checkout; one `ls-tree` lists every path
-with its size, one persistent `cat-file --batch` per repository reads the blobs."""
+with its size, one persistent `cat-file --batch` per repository reads the blobs. Every git
+process started here dies with the process that started it."""
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import git
-from gitdb.util import hex_to_bin
+
+from miner.lifeline import HelperProcessKilled, dies_with_this_process
 
 SYMLINK_MODE = 0o120000
 SUBMODULE_MODE = 0o160000
@@ -73,38 +76,108 @@ class TreeEntry:
         return self.mode == SUBMODULE_MODE
 
 
-class CommitReader:
-    """A repository opened on one commit: `git ls-tree` lists it, GitPython's persistent cat-file reads blobs.
+class BlobReader:
+    """One `git cat-file --batch` for a repository: blob contents by id, one process for all.
 
-    GitPython keeps `git cat-file` processes and caches alive per Repo, so always use this as a
-    context manager: close() ends them, which matters in a worker that mines thousands of repos.
+    Our own rather than GitPython's persistent cat-file so that it dies with the process that
+    started it (see `miner.lifeline`) and so that its death is told apart from a missing blob: a
+    dead helper raises HelperProcessKilled (retried), a missing object ValueError (recorded).
+    """
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self._process = subprocess.Popen(
+            ["git", "cat-file", "--batch"], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL, preexec_fn=dies_with_this_process(),
+        )
+
+    def read(self, sha: str) -> bytes:
+        process = self._process
+        assert process.stdin is not None and process.stdout is not None
+        try:
+            process.stdin.write(sha.encode("ascii") + b"\n")
+            process.stdin.flush()
+            header = process.stdout.readline()
+        except (BrokenPipeError, OSError):
+            header = b""
+        if not header.endswith(b"\n"):
+            raise self._died()
+        fields = header.split()
+        if len(fields) != 3:   # "<sha> missing", "<sha> ambiguous"
+            raise ValueError(f"object {sha} is not in the object store")
+        size = int(fields[2])
+        data = process.stdout.read(size + 1)
+        if len(data) != size + 1:
+            raise self._died()
+        if fields[1] != b"blob":
+            raise ValueError(f"object {sha} is a {fields[1].decode('ascii', 'replace')}, not a blob")
+        return data[:size]
+
+    def _died(self) -> HelperProcessKilled:
+        code = self._process.wait()
+        how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+        return HelperProcessKilled(f"git cat-file ended mid-read ({how})")
+
+    def close(self) -> None:
+        process = self._process
+        if process.stdin is not None:
+            try:
+                process.stdin.close()
+            except OSError:
+                pass
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+class CommitReader:
+    """A repository opened on one commit: `git ls-tree` lists it, one `git cat-file --batch` reads blobs.
+
+    Always use it as a context manager: close() ends the cat-file process, which matters in a
+    worker that mines thousands of repositories.
     """
 
     def __init__(self, git_dir: str | Path, rev: str | None = None) -> None:
         try:
-            self.repo = git.Repo(str(git_dir))
+            repo = git.Repo(str(git_dir))
         except git.NoSuchPathError:
             raise NotARepository(f"{git_dir} does not exist") from None
         except git.InvalidGitRepositoryError:
             raise NotARepository(f"{git_dir} is not a git repository") from None
-        # GIT_DIR: a bare directory without a config file looks like a work tree to GitPython.
+        self.repo = repo
+        # GIT_DIR: a bare directory without a config file looks like a work tree to git.
         # safe.directory: mined repositories belong to whoever cloned them; we only read objects.
-        git_env = {
-            "GIT_DIR": self.repo.git_dir,
+        self._git_env = {
+            **os.environ,
+            "GIT_DIR": repo.git_dir,
             "GIT_CONFIG_COUNT": "1",
             "GIT_CONFIG_KEY_0": "safe.directory",
             "GIT_CONFIG_VALUE_0": "*",
+            "GIT_NO_LAZY_FETCH": "1",
         }
-        self.repo.git.update_environment(**git_env)
-        self._git_env = {**os.environ, **git_env, "GIT_NO_LAZY_FETCH": "1"}
-        if rev is None and not self.repo.head.is_valid():
-            self.repo.close()
+        self._sha = self._resolve(rev)
+        self._blobs: BlobReader | None = None
+
+    def _git(self, args: list[str]) -> subprocess.CompletedProcess[bytes]:
+        done = subprocess.run(["git", *args], env=self._git_env, capture_output=True, check=False,
+                              preexec_fn=dies_with_this_process())
+        if done.returncode < 0:
+            raise HelperProcessKilled(f"git {args[0]} killed by signal {signal.Signals(-done.returncode).name}")
+        return done
+
+    def _resolve(self, rev: str | None) -> str:
+        name = rev or "HEAD"
+        done = self._git(["rev-parse", "--verify", "--quiet", "--end-of-options", f"{name}^{{commit}}"])
+        sha = done.stdout.decode("ascii", "replace").strip()
+        if done.returncode == 0 and sha:
+            return sha
+        self.repo.close()
+        if rev is None:
             raise RevisionNotFound("the repository has no commits on its default branch (HEAD names no commit)")
-        try:
-            self.commit = self.repo.commit(rev or "HEAD")
-        except (git.BadName, git.BadObject, ValueError, LookupError, git.GitCommandError) as exc:
-            self.repo.close()
-            raise RevisionNotFound(f"revision {rev or 'HEAD'!r} not found: {exc}") from None
+        raise RevisionNotFound(f"revision {name!r} not found")
 
     def __enter__(self) -> "CommitReader":
         return self
@@ -113,20 +186,19 @@ class CommitReader:
         self.close()
 
     def close(self) -> None:
-        self.repo.git.clear_cache()
+        if self._blobs is not None:
+            self._blobs.close()
+            self._blobs = None
         self.repo.close()
 
     @property
     def sha(self) -> str:
-        return self.commit.hexsha
+        return self._sha
 
     def entries(self) -> Iterator[TreeEntry]:
         """Every non-tree entry of the commit's tree, recursively, with blob sizes, in git's path
         order; one `git ls-tree` reads only tree objects and the blobs' headers, never contents."""
-        listing = subprocess.run(
-            ["git", "ls-tree", "-r", "-l", "-z", "--full-tree", self.commit.hexsha],
-            env=self._git_env, capture_output=True, check=False,
-        )
+        listing = self._git(["ls-tree", "-r", "-l", "-z", "--full-tree", self._sha])
         if listing.returncode != 0:
             reason = listing.stderr.decode("utf-8", "replace").strip().splitlines()
             raise TreeUnreadable(f"git ls-tree failed: {reason[0] if reason else listing.returncode}")
@@ -134,8 +206,11 @@ class CommitReader:
             yield TreeEntry(path=path_text(raw_path), mode=mode, sha=object_id, size=size)
 
     def read(self, sha: str) -> bytes:
-        """Contents of a blob; ValueError when the object store lacks it."""
-        return self.repo.odb.stream(hex_to_bin(sha)).read()
+        """Contents of a blob; ValueError when the object store lacks it, HelperProcessKilled when
+        git died reading it."""
+        if self._blobs is None:
+            self._blobs = BlobReader(self._git_env)
+        return self._blobs.read(sha)
 
     def origin_url(self) -> str | None:
         try:

@@ -6,7 +6,11 @@ broker. Each opens its own database session: it runs in a worker process.
 
 from __future__ import annotations
 
+import logging
+import time
 from datetime import datetime, timezone
+
+from sqlalchemy.exc import OperationalError
 
 from miner import __version__
 from miner.detect.rules import load_rules
@@ -14,6 +18,9 @@ from miner.domain import MiningResult, RunStatus
 from miner.mining import mine_target
 from miner.settings import Settings
 from miner.targets import Target
+
+log = logging.getLogger(__name__)
+STORE_ATTEMPTS = 3
 
 
 def store_result(*, session, result: MiningResult, settings: Settings, crawl_id: int | None = None):  # noqa: ANN001, ANN201
@@ -55,10 +62,28 @@ def mine_repository(repository_id: int, crawl_id: int | None, settings: Settings
         result = mine_target(Target(full_name, full_name, clone_url, None), settings)
     result.clone_url = clone_url
     result.default_branch = default_branch
+    for attempt in range(1, STORE_ATTEMPTS + 1):
+        try:
+            _store_and_close(result, crawl_id, settings)
+            break
+        except OperationalError as exc:
+            from schema.db import is_lock_timeout
+
+            # A lock wait past the limit (another save holds the repository row): wait a little
+            # and try again; anything else, or the last attempt, goes to the caller's retry.
+            if attempt == STORE_ATTEMPTS or not is_lock_timeout(exc):
+                raise
+            log.warning("storing %s: %s; attempt %d of %d", full_name, exc.orig, attempt, STORE_ATTEMPTS)
+            time.sleep(2 ** attempt)
+    return result.status
+
+
+def _store_and_close(result: MiningResult, crawl_id: int | None, settings: Settings) -> None:
+    from schema.db import open_session
+
     with open_session(settings) as session:
         store_result(session=session, result=result, settings=settings, crawl_id=crawl_id)
         if crawl_id is not None:
             from schema.crawls import close_crawl_if_done
 
             close_crawl_if_done(session=session, crawl_id=crawl_id)
-    return result.status

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from datetime import datetime, timezone
 from typing import TypeVar
 
 from miner.clone import CloneError
+from miner.lifeline import HelperProcessKilled, die_with_parent
 from miner.detect.rules import load_rules
 from miner.domain import MiningResult, RunStatus
 from miner.pipeline import mine_commit
@@ -18,8 +20,30 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
+HELPER_ATTEMPTS = 3
+
+
 def mine_target(target: Target, settings: Settings, rev: str | None = None) -> MiningResult:
-    """Clone (when remote) and mine one target; every failure becomes the result's status."""
+    """Clone (when remote) and mine one target; every failure becomes the result's status.
+
+    A git helper killed from outside (the OOM killer, an operator) says nothing about the
+    repository: the whole mine is tried again, up to HELPER_ATTEMPTS times, before the run is
+    recorded as an error naming the signal.
+    """
+    for attempt in range(1, HELPER_ATTEMPTS + 1):
+        try:
+            return _mine_once(target, settings, rev)
+        except HelperProcessKilled as exc:
+            if attempt == HELPER_ATTEMPTS:
+                now = datetime.now(timezone.utc)
+                result = MiningResult(target.full_name, None, RunStatus.error, now, now,
+                                      error=f"{exc} ({HELPER_ATTEMPTS} attempts)")
+                result.clone_url = target.clone_url
+                return result
+    raise AssertionError("unreachable")   # pragma: no cover
+
+
+def _mine_once(target: Target, settings: Settings, rev: str | None) -> MiningResult:
     started = datetime.now(timezone.utc)
     try:
         with materialise(target, settings, rev) as git_dir:
@@ -27,6 +51,8 @@ def mine_target(target: Target, settings: Settings, rev: str | None = None) -> M
                 git_dir, full_name=target.full_name, rules=load_rules(settings.rules),
                 limits=settings.limits, rev=rev,
             )
+    except HelperProcessKilled:
+        raise
     except CloneError as exc:
         result = MiningResult(target.full_name, None, exc.status, started,
                               datetime.now(timezone.utc), error=str(exc))
@@ -44,7 +70,8 @@ def run_parallel(function: Callable[[T], R], items: Iterable[T], workers: int) -
         for item in items:
             yield item, function(item)
         return
-    with ProcessPoolExecutor(max_workers=min(workers, len(items))) as pool:
+    with ProcessPoolExecutor(max_workers=min(workers, len(items)),
+                             initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
         futures = {pool.submit(function, item): item for item in items}
         for future in as_completed(futures):
             yield futures[future], future.result()

@@ -10,6 +10,7 @@ from miner.detect.detector import FileAnalysis
 from miner.detect.rules import Rules
 from miner.domain import FileKind, FileResult, FileStatus, Finding, MiningResult, RunStatus
 from miner.gitread import CommitReader, RevisionNotFound, TreeEntry
+from miner.lifeline import HelperProcessKilled
 from miner.sandbox import shared_sandbox
 from miner.settings import LimitSettings
 from miner.sources import NotPythonSource, SourceError, SourceFile, is_lfs_pointer, is_vendored, load_source, source_kind
@@ -86,12 +87,16 @@ def mine_commit(
     rev: str | None = None,
     on_file: Callable[[str], None] | None = None,
 ) -> MiningResult:
-    """Analyse every Python file and notebook of one commit; never raises for bad content."""
+    """Analyse every Python file and notebook of one commit; never raises for bad content.
+
+    HelperProcessKilled (a git helper killed from outside) propagates: the mine is retried."""
     started = _now()
     try:
         reader = CommitReader(git_dir, rev)
     except RevisionNotFound as exc:
         return MiningResult(full_name, None, RunStatus.error, started, _now(), error=str(exc))
+    except HelperProcessKilled:
+        raise   # not the repository's doing: the caller tries again
     except Exception as exc:  # not a repository, unreadable: a recorded outcome
         return MiningResult(
             full_name, None, RunStatus.clone_failed, started, _now(), error=f"{type(exc).__name__}: {exc}"
@@ -111,7 +116,9 @@ def mine_commit(
                     result.bytes_analysed += file_result.size_bytes
                 if on_file is not None:
                     on_file(entry.path)
-        except Exception as exc:  # a corrupt tree object, a dead cat-file: the run records it
+        except HelperProcessKilled:
+            raise
+        except Exception as exc:  # a corrupt tree object, git failing on it: the run records it
             result.status = RunStatus.error
             result.error = f"{type(exc).__name__}: {exc}"
     result.finished_at = _now()

@@ -66,6 +66,14 @@ class Settings(BaseSettings):
     )
 
     database_url: str = "sqlite:///miner.db"
+    # A session waits at most this long for a lock (a row another save holds; SQLite's write
+    # lock), then fails and is retried; PostgreSQL ends a session idle inside a transaction this
+    # long (a hung or vanished client), releasing its locks.
+    database_lock_timeout_s: float = 30.0
+    database_idle_in_transaction_timeout_s: float = 60.0
+    # `miner crawls` and `miner doctor` call a running crawl that stored no run for this long
+    # "stalled", and name the repositories still in flight.
+    crawl_stall_after_s: float = 1800.0
     broker_url: str | None = None
     # Redis re-delivers a task whose worker died unacknowledged after this long (default: the
     # mine time limit plus five minutes, so a slow task is never handed out twice).

@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import case, func, update
 from sqlmodel import Session, select
 
 from miner.domain import RunStatus
-from schema.models import Crawl, CrawlStatus, MiningRun, utc_now
+from schema.models import Crawl, CrawlStatus, MiningRun, Repository, as_utc, utc_now
 
 
 def record_plan(
-    *, session: Session, crawl_id: int, found: int, enqueued: int, skipped_unchanged: int, slices: list[Any]
+    *, session: Session, crawl_id: int, found: int, enqueued_ids: list[int], skipped_unchanged: int,
+    slices: list[Any],
 ) -> None:
     """Store what enumeration found and queued; the crawl stays running until its runs are stored."""
+    enqueued = len(enqueued_ids)
     status = CrawlStatus.running if enqueued else CrawlStatus.ok
     values: dict[str, Any] = {
-        "repos_found": found, "repos_enqueued": enqueued,
+        "repos_found": found, "repos_enqueued": enqueued, "enqueued_ids": list(enqueued_ids),
         "repos_skipped_unchanged": skipped_unchanged, "slices": slices, "status": status,
     }
     if not enqueued:
@@ -53,25 +56,71 @@ def close_crawl_if_done(*, session: Session, crawl_id: int) -> bool:
     return True
 
 
-def crawl_rows(*, session: Session, crawl_id: int | None = None) -> list[dict[str, Any]]:
-    """One record per crawl, newest first, with progress computed from stored runs."""
+def last_progress(*, session: Session, crawl: Crawl) -> datetime:
+    """When the crawl last moved: its newest stored run, else its start."""
+    newest = session.exec(  # type: ignore[call-overload]
+        select(func.max(MiningRun.finished_at)).where(MiningRun.crawl_id == crawl.id)
+    ).one()
+    newest = newest[0] if isinstance(newest, tuple) else newest
+    moments = [as_utc(crawl.started_at)] + ([as_utc(newest)] if newest is not None else [])
+    return max(moments)
+
+
+def in_flight(*, session: Session, crawl: Crawl) -> list[str]:
+    """Names of the repositories the crawl handed out that have no run stored in it yet."""
+    if not crawl.enqueued_ids:
+        return []
+    done = set(session.exec(
+        select(MiningRun.repository_id).where(MiningRun.crawl_id == crawl.id)
+    ).all())
+    waiting = [repository_id for repository_id in crawl.enqueued_ids if repository_id not in done]
+    if not waiting:
+        return []
+    names = dict(session.exec(  # type: ignore[call-overload]
+        select(Repository.id, Repository.full_name).where(Repository.id.in_(waiting))  # type: ignore[union-attr]
+    ).all())
+    return [names.get(repository_id, f"#{repository_id}") for repository_id in waiting]
+
+
+def is_stalled(*, session: Session, crawl: Crawl, stall_after_s: float, now: datetime | None = None) -> bool:
+    """A running crawl that stored no run for `stall_after_s` seconds."""
+    if crawl.status is not CrawlStatus.running:
+        return False
+    quiet_s = ((now or utc_now()) - last_progress(session=session, crawl=crawl)).total_seconds()
+    return quiet_s > stall_after_s
+
+
+def crawl_rows(
+    *, session: Session, crawl_id: int | None = None, stall_after_s: float | None = None
+) -> list[dict[str, Any]]:
+    """One record per crawl, newest first, with progress computed from stored runs.
+
+    With `stall_after_s`, a running crawl that stored no run for that long has status
+    `stalled`; every running crawl names its repositories still in flight (`in_flight`).
+    """
     query = select(Crawl).order_by(Crawl.id.desc())  # type: ignore[union-attr]
     if crawl_id is not None:
         query = query.where(Crawl.id == crawl_id)
     rows = []
     for crawl in session.exec(query).all():
         assert crawl.id is not None
+        status = crawl.status.value if hasattr(crawl.status, "value") else crawl.status
+        running = crawl.status is CrawlStatus.running
+        if stall_after_s is not None and is_stalled(session=session, crawl=crawl, stall_after_s=stall_after_s):
+            status = "stalled"
         rows.append({
             "id": crawl.id,
             "topics": list(crawl.topics),
             "query": crawl.query,
-            "status": crawl.status.value if hasattr(crawl.status, "value") else crawl.status,
+            "status": status,
             "started_at": crawl.started_at.isoformat(timespec="seconds") if crawl.started_at else None,
             "finished_at": crawl.finished_at.isoformat(timespec="seconds") if crawl.finished_at else None,
             "found": crawl.repos_found,
             "enqueued": crawl.repos_enqueued,
             "unchanged": crawl.repos_skipped_unchanged,
             **crawl_progress(session=session, crawl_id=crawl.id),
+            "in_flight": in_flight(session=session, crawl=crawl) if running else [],
+            "last_progress_at": last_progress(session=session, crawl=crawl).isoformat(timespec="seconds"),
             "error": crawl.error,
         })
     return rows

@@ -10,10 +10,12 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterator
+from collections.abc import Callable
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from alembic import command
 from alembic.config import Config
@@ -29,13 +31,21 @@ if TYPE_CHECKING:
     from miner.settings import Settings
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
-SQLITE_BUSY_TIMEOUT_MS = 30_000
 # Any constant works; it only has to be the same in every process migrating this database.
 _MIGRATION_LOCK_KEY = 0x6D696E6572   # "miner"
 
 
 class DatabaseUnavailable(RuntimeError):
     """The database cannot be reached or opened; the message is one line and has no password."""
+
+
+def is_lock_timeout(exc: DBAPIError) -> bool:
+    """A lock wait that ran past its limit: PostgreSQL's lock_not_available (55P03), SQLite's
+    "database is locked" after its busy time-out. Transient: the other writer finishes."""
+    original = exc.orig
+    if getattr(original, "sqlstate", None) == "55P03":
+        return True
+    return "database is locked" in str(original)
 
 
 def normalise_url(url: str) -> str:
@@ -51,12 +61,44 @@ def safe_url(engine_or_url: Engine | str) -> str:
     return url.render_as_string(hide_password=True)
 
 
-def _set_sqlite_pragmas(dbapi_connection, _record) -> None:   # noqa: ANN001 (DBAPI objects)
+@dataclass(frozen=True)
+class SessionLimits:
+    """How long a database session may wait or idle, so that no session can hang a crawl.
+
+    A lock wait past `lock_timeout_s` fails (OperationalError, retried like any transient
+    database error) instead of queueing behind a stuck writer forever; on PostgreSQL a session
+    left idle inside a transaction (its client hung or gone) for `idle_in_transaction_timeout_s`
+    is ended by the server, which releases its row locks. SQLite waits `lock_timeout_s` for
+    the write lock (its busy time-out).
+    """
+
+    lock_timeout_s: float = 30.0
+    idle_in_transaction_timeout_s: float = 60.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SessionLimits:
+        return cls(settings.database_lock_timeout_s, settings.database_idle_in_transaction_timeout_s)
+
+    def postgres_options(self) -> str:
+        return (f"-c lock_timeout={int(self.lock_timeout_s * 1000)} "
+                f"-c idle_in_transaction_session_timeout={int(self.idle_in_transaction_timeout_s * 1000)}")
+
+
+DEFAULT_LIMITS = SessionLimits()
+
+
+def _sqlite_pragmas(busy_timeout_ms: int) -> Callable[[Any, Any], None]:
+    def set_pragmas(dbapi_connection: Any, _record: Any) -> None:
+        _set_sqlite_pragmas(dbapi_connection, busy_timeout_ms)
+    return set_pragmas
+
+
+def _set_sqlite_pragmas(dbapi_connection: Any, busy_timeout_ms: int) -> None:
     cursor = dbapi_connection.cursor()
     try:
         # WAL lets readers (stats, the API) run while a worker writes; the busy timeout makes a
         # second writer wait for the first instead of failing with "database is locked".
-        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.execute("PRAGMA foreign_keys = ON")
@@ -64,35 +106,39 @@ def _set_sqlite_pragmas(dbapi_connection, _record) -> None:   # noqa: ANN001 (DB
         cursor.close()
 
 
-_engines: dict[str, Engine] = {}
+_engines: dict[tuple[str, SessionLimits], Engine] = {}
 _engines_lock = threading.Lock()
 _upgrade_lock = threading.Lock()
 _upgraded: set[Engine] = set()
 
 
-def make_engine(url: str) -> Engine:
-    """The process's one engine for `url` (cached: pools are per engine, not per call)."""
-    url = normalise_url(url)
+def make_engine(url: str, limits: SessionLimits = DEFAULT_LIMITS) -> Engine:
+    """The process's one engine for `url` and these limits (cached: pools are per engine)."""
+    key = (normalise_url(url), limits)
     with _engines_lock:
-        engine = _engines.get(url)
+        engine = _engines.get(key)
         if engine is None:
-            engine = _engines[url] = _create_engine(url)
+            engine = _engines[key] = _create_engine(*key)
         return engine
 
 
-def _create_engine(url: str) -> Engine:
+def _create_engine(url: str, limits: SessionLimits) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         in_memory = parsed.database in (None, "", ":memory:")
         engine = create_engine(
             url,
-            connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+            connect_args={"check_same_thread": False, "timeout": limits.lock_timeout_s},
             # an in-memory database lives in its connection: share that one connection
             **({"poolclass": StaticPool} if in_memory else {}),
         )
-        event.listen(engine, "connect", _set_sqlite_pragmas)
+        event.listen(engine, "connect", _sqlite_pragmas(int(limits.lock_timeout_s * 1000)))
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    options = limits.postgres_options()
+    if parsed.query.get("options"):   # the URL's own options come after ours, so they win
+        options = f"{options} {parsed.query['options']}"
+        url = parsed.difference_update_query(["options"]).render_as_string(hide_password=False)
+    return create_engine(url, pool_pre_ping=True, connect_args={"options": options})
 
 
 def _drop_inherited_pools() -> None:
@@ -175,7 +221,7 @@ def ensure_schema(engine_or_url: Engine | str) -> Engine:
 def _url_of(settings_or_url: Settings | Engine | str) -> Engine | str:
     if isinstance(settings_or_url, (Engine, str)):
         return settings_or_url
-    return settings_or_url.database_url
+    return make_engine(settings_or_url.database_url, SessionLimits.from_settings(settings_or_url))
 
 
 @contextmanager

@@ -126,6 +126,9 @@ class Crawl(SQLModel, table=True):
     repos_found: int = 0
     repos_enqueued: int = 0
     repos_skipped_unchanged: int = 0
+    # repository ids handed out, in order; those without a run in this crawl are in flight
+    enqueued_ids: list[int] = Field(default_factory=list, sa_type=sa.JSON,
+                                    sa_column_kwargs={"server_default": "[]"})
     status: CrawlStatus = Field(default=CrawlStatus.running, sa_type=EnumString(CrawlStatus))
     error: str | None = Field(default=None, sa_type=sa.Text)
 

@@ -9,6 +9,7 @@ function returns with its work committed. Call them on a session with nothing el
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -32,6 +33,8 @@ from schema.models import (
     as_utc,
     utc_now,
 )
+
+log = logging.getLogger(__name__)
 
 # Attempts at the replace when a concurrent writer inserted the same (repository, commit) first.
 SAVE_ATTEMPTS = 3
@@ -178,7 +181,13 @@ def _replace_run(
             & (MiningRun.status != domain.RunStatus.ok)
             & (MiningRun.crawl_id.is_(None) if crawl_id is None else MiningRun.crawl_id == crawl_id)
         )
-    _delete_runs(session, select(MiningRun.id).where(replaced))
+    replaced_ids = list(session.exec(select(MiningRun.id).where(replaced)).all())
+    if replaced_ids:
+        # A redelivered task (its worker died after storing) or a deliberate re-mine: worth a
+        # line in the worker's log, since each one is work done twice.
+        log.info("replacing run %s of repository %d (commit %s)",
+                 ", ".join(map(str, replaced_ids)), repository_id, result.commit_sha or "none")
+        _delete_runs(session, select(MiningRun.id).where(MiningRun.id.in_(replaced_ids)))
 
     usage = _usage_rows(result.findings)
     run = MiningRun(

@@ -55,7 +55,7 @@ def rows_of(outcome: Result) -> dict[str, tuple[str, str]]:
     return {row["check"]: (row["verdict"], row["detail"]) for row in rows}
 
 
-CHECKS = ["settings", "git", "database", "broker", "github token", "work dir"]
+CHECKS = ["settings", "git", "database", "broker", "github token", "work dir", "crawls"]
 
 
 def test_healthy_sqlite_setup_passes_with_json_rows(tmp_path: Path) -> None:
@@ -71,6 +71,7 @@ def test_healthy_sqlite_setup_passes_with_json_rows(tmp_path: Path) -> None:
         "broker": "ok",
         "github token": "warn",  # a warning, not a failure: crawls still work
         "work dir": "ok",
+        "crawls": "ok",
     }
     assert checks["settings"][1] == f"read {config}, then MINER_* environment variables"
     assert re.fullmatch(r"git version \d+\.\d+.*", checks["git"][1])

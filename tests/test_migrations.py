@@ -33,7 +33,7 @@ def test_migrated_schema_matches_the_models(database_url: str) -> None:
             connection, opts={"compare_type": True, "target_metadata": SQLModel.metadata}
         )
         assert compare_metadata(context, SQLModel.metadata) == []
-    assert current_revision(database_url) == head_revision() == "0002"
+    assert current_revision(database_url) == head_revision() == "0003"
 
 
 def test_upgrade_again_is_a_no_op(database_url: str) -> None:

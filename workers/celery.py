@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 
 from celery import Celery
 from celery.signals import worker_process_init
 
+from miner.lifeline import die_with_parent
 from miner.settings import Settings, load_settings
 from workers.schedule import beat_schedule
 
@@ -58,11 +60,11 @@ app.conf.update(
 
 
 @worker_process_init.connect
-def _allow_parser_children(**_: object) -> None:
-    """Let a prefork child start the parser sandbox (miner.sandbox) for each repository.
-
-    Pool children are daemonic, and multiprocessing refuses to start a process from a daemonic
-    one. The sandbox's own children are daemonic and killed with it, so nothing outlives the
-    pool child; the flag only guards against orphans we do not create.
-    """
+def _pool_child_dies_with_worker(**_: object) -> None:
+    """A pool child outlives a worker killed with `kill -9` (billiard notices only between
+    tasks), still mining and holding its database connection: the kernel kills it with the
+    worker instead, its task is redelivered, and its parser child and git helpers die with it
+    (miner.lifeline). Pool children are also daemonic, which would stop a local process pool
+    from starting in one; the flag only guards against orphans, which this makes impossible."""
+    die_with_parent(os.getppid())
     multiprocessing.current_process()._config["daemon"] = False  # type: ignore[attr-defined]
