@@ -119,8 +119,10 @@ def test_unreachable_postgresql_fails_in_plain_words_without_the_password(tmp_pa
     assert "\n" not in detail and "Traceback" not in outcome.output
     assert PASSWORD not in outcome.output
     assert {name: verdict for name, (verdict, _) in checks.items() if name != "database"} == {
-        "settings": "ok", "git": "ok", "broker": "ok", "github token": "warn", "work dir": "ok"
+        "settings": "ok", "git": "ok", "broker": "ok", "github token": "warn", "work dir": "ok",
+        "crawls": "warn",
     }
+    assert checks["crawls"][1] == "not checked: the database is unavailable"
 
 
 def test_sqlite_file_in_a_missing_folder_fails_in_plain_words(tmp_path: Path) -> None:
