@@ -49,6 +49,13 @@ _SAFE_CONFIG = (
     "maintenance.auto=false",
 )
 
+# git starts helpers of its own (remote-https, index-pack) that would outlive it: each git runs
+# under a shell that the kernel sends SIGTERM when our process dies (miner.lifeline), and that
+# then kills its whole process group, git's helpers included.
+_GROUP_GUARD = ["bash", "-c", 'trap "kill -KILL 0" TERM; "$@" <&0 & wait $!', "miner-git"]
+# a shell reports a child killed by signal N as exit status 128 + N; git's own codes stop at 129
+_SIGNAL_EXIT_BASE = 128
+
 SYMLINK_MODE = "120000"
 POLL_INTERVAL_S = 0.1
 _FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
@@ -129,14 +136,14 @@ def run_git(
         command += ["-c", setting]
     try:
         process = subprocess.Popen(
-            [*command, *args],
+            [*_GROUP_GUARD, *command, *args],
             cwd=cwd,
             env={**os.environ, **_SAFE_ENV},
             stdin=subprocess.PIPE if stdin_text is not None else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,
-            preexec_fn=dies_with_this_process(),   # no git left fetching for a dead worker
+            preexec_fn=dies_with_this_process(signal.SIGTERM),   # no git left fetching for a dead worker
         )
     except OSError as exc:
         raise CloneError(f"cannot run git: {exc}", RunStatus.error) from None
@@ -153,15 +160,23 @@ def run_git(
             pending_input = None  # communicate() sends its input once, on the first call
         _check_size(budget, on_excess=lambda: _kill_group(process))
     _check_size(budget)
-    if process.returncode < 0:   # our own kills raised above: this signal came from outside
+    killed_by = -process.returncode if process.returncode < 0 else process.returncode - _SIGNAL_EXIT_BASE
+    if killed_by > 1:   # our own kills raised above: this signal came from outside
         _kill_group(process)     # its helpers (remote-https, index-pack) go with it
-        raise HelperProcessKilled(f"git {args[0]} killed by signal {signal.Signals(-process.returncode).name}")
+        raise HelperProcessKilled(f"git {args[0]} killed by signal {_signal_name(killed_by)}")
     return subprocess.CompletedProcess(
         process.args,
         process.returncode,
         stdout if binary_stdout else stdout.decode("utf-8", "replace"),
         stderr.decode("utf-8", "replace"),
     )
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return str(number)
 
 
 def _check_size(budget: Budget, on_excess: Callable[[], None] | None = None) -> None:

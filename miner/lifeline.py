@@ -52,10 +52,10 @@ def die_with_parent(parent_pid: int | None = None, sig: int = signal.SIGKILL) ->
         os._exit(1)
 
 
-def dies_with_this_process() -> Callable[[], None]:
-    """A `preexec_fn` for subprocess.Popen: the child is killed when the calling process dies."""
+def dies_with_this_process(sig: int = signal.SIGKILL) -> Callable[[], None]:
+    """A `preexec_fn` for subprocess.Popen: the child gets `sig` when the calling process dies."""
     parent_pid = os.getpid()
-    return lambda: die_with_parent(parent_pid)
+    return lambda: die_with_parent(parent_pid, sig)
 
 
 def parent_is_gone(parent_pid: int) -> bool:
