@@ -138,7 +138,15 @@ def _create_engine(url: str, limits: SessionLimits) -> Engine:
     if parsed.query.get("options"):   # the URL's own options come after ours, so they win
         options = f"{options} {parsed.query['options']}"
         url = parsed.difference_update_query(["options"]).render_as_string(hide_password=False)
-    return create_engine(url, pool_pre_ping=True, connect_args={"options": options})
+    engine = create_engine(url, pool_pre_ping=True, connect_args={"options": options})
+    event.listen(engine, "do_connect", _name_the_session)
+    return engine
+
+
+def _name_the_session(_dialect: Any, _record: Any, _args: Any, params: dict[str, Any]) -> None:
+    """pg_stat_activity then says which process holds a session (`miner doctor` shows it, an
+    operator can find the process); read at each connect, so a forked child gets its own pid."""
+    params.setdefault("application_name", f"mlflow-miner pid {os.getpid()}")
 
 
 def _drop_inherited_pools() -> None:
