@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -16,6 +17,7 @@ from miner.pipeline import mine_commit
 from miner.settings import Settings
 from miner.targets import Target, materialise
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -34,6 +36,7 @@ def mine_target(target: Target, settings: Settings, rev: str | None = None) -> M
         try:
             return _mine_once(target, settings, rev)
         except HelperProcessKilled as exc:
+            log.warning("%s: %s; mining it again (attempt %d of %d)", target.full_name, exc, attempt, HELPER_ATTEMPTS)
             if attempt == HELPER_ATTEMPTS:
                 now = datetime.now(timezone.utc)
                 result = MiningResult(target.full_name, None, RunStatus.error, now, now,
