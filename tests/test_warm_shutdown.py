@@ -38,10 +38,13 @@ def broker() -> redis.Redis:
 def _stop_mid_task(tmp_path: Path, database_url: str, *, kill_after_s: float | None) -> None:
     http_root = tmp_path / "http"
     corpus = build_corpus(http_root, CORPUS_SIZE, prefix="stop")
-    held = corpus[0]
+    held = corpus[-1]
     processes: list[Process] = []
     with FakeGithub() as fake, GitHttpServer(http_root) as git_http:
-        register(fake, corpus, url_of=lambda repo: git_http.url_for(repo.path))
+        # the held repository is the smallest, so handed out last: the worker has mined the
+        # others and its parser child is running when the signal comes
+        register(fake, corpus[:-1], url_of=lambda repo: git_http.url_for(repo.path), size_kb=100)
+        register(fake, [held], url_of=lambda repo: git_http.url_for(repo.path), size_kb=1)
         git_http.hold(held.path)
         env = {
             **os.environ,
@@ -57,6 +60,7 @@ def _stop_mid_task(tmp_path: Path, database_url: str, *, kill_after_s: float | N
                                 tmp_path / "crawl.log", tmp_path)
             processes.append(crawl)
             wait_for(git_http.arrived.is_set, 120, "the held repository's clone to reach the server")
+            assert len(with_marker(MARKER, "first")) >= 4, "main, pool child, parser child, git"
 
             os.kill(first.popen.pid, signal.SIGTERM)       # the worker's main process only
             if kill_after_s is None:
