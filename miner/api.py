@@ -6,8 +6,8 @@ Nothing here writes: there are no other methods (FastAPI answers 405), and each 
 session is read-only in the database itself (PostgreSQL `SET TRANSACTION READ ONLY`, SQLite
 `PRAGMA query_only`), so even a bug in a query cannot change the results.
 
-The repository routes live in `miner.api_repositories`, which uses the dependencies defined
-here.
+The repository routes live in `miner.api_repositories` and the dashboard's evidence pages in
+`miner.web.pages`; both use the dependencies defined here.
 """
 
 from __future__ import annotations
@@ -411,9 +411,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         return HTMLResponse(page)
 
-    # routes in their own module, which imports this module's dependencies
+    # routes in their own modules, which import this module's dependencies
     from miner.api_repositories import router as repositories
+    from miner.web.pages import router as pages
 
     app.include_router(repositories)
+    app.include_router(pages)
     return app
 

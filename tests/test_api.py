@@ -32,7 +32,8 @@ from schema.models import FileResult, Finding, MiningRun, Repository
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 LIST_ROUTES = ("/api/repositories", "/api/findings", "/api/crawls", "/api/trend")
-ROUTES = ("/", "/api/stats", *LIST_ROUTES, "/api/repositories/acme/params", "/charts/headline.png")
+ROUTES = ("/", "/api/stats", *LIST_ROUTES, "/api/repositories/acme/params", "/charts/headline.png",
+          "/repositories", "/repositories/acme/params")
 
 
 class Seeded:
@@ -262,6 +263,13 @@ def test_findings_filtered_and_paged(api: Seeded) -> None:
     ("/api/repositories", {"order": "up"}, "order"),
     ("/api/repositories/acme/busy", {"per_page": 0}, "per_page"),
     ("/api/repositories/acme/busy", {"page": "two"}, "page"),
+    ("/repositories", {"sort": "popularity"}, "sort"),
+    ("/repositories", {"order": "sideways"}, "order"),
+    ("/repositories", {"page": 0}, "page"),
+    ("/repositories", {"per_page": MAX_PER_PAGE + 1}, "per_page"),
+    ("/repositories", {"uses": "log_everything"}, "uses"),
+    ("/repositories", {"min_stars": "many"}, "min_stars"),
+    ("/repositories/acme/busy", {"page": -1}, "page"),
 ])
 def test_bad_input_is_a_422(api: Seeded, route: str, params: dict, field: str) -> None:
     response = api.client.get(route, params=params)

@@ -1,5 +1,5 @@
-"""The repositories list sorted and paged, and one repository's failures and finding links, on
-the corpus of usage_corpus.py, on SQLite and PostgreSQL."""
+"""The repositories list sorted and paged, one repository's failures and finding links, and the
+HTML pages over them, on the corpus of usage_corpus.py, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 from test_api import Seeded, api  # noqa: F401  (the seeded API fixture)
-from usage_corpus import EVIL, RULES, T0, N, mined, seed
+from usage_corpus import EVIL, EVIL_PATH, RULES, T0, N, mined, seed
 
 from miner.api import MAX_PER_PAGE, create_app
 from miner.browse import RepositorySort, SortOrder
@@ -162,3 +162,81 @@ def test_links_follow_the_web_url_setting(elsewhere: TestClient) -> None:
     detail = elsewhere.get("/api/repositories/acme/params").json()
 
     assert detail["findings"]["data"][0]["url"] == "http://127.0.0.1:9/git hub/acme/params/blob/p1/train.py#L3"
+    page = elsewhere.get("/repositories/acme/params").text
+    assert hrefs(page, "finding-link")[0] == "http://127.0.0.1:9/git hub/acme/params/blob/p1/train.py#L3"
+
+
+# ------------------------------------------------------------------------------- the pages
+
+def test_repositories_page_lists_and_links_every_repository(api: Seeded) -> None:
+    response = api.client.get("/repositories")
+
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
+    page = response.text
+    links = hrefs(page, "repository-link")
+    assert links[:N] == ["/repositories/" + "/".join(quote(part, safe="") for part in name.split("/"))
+                         for name in NAMES]
+    assert links[N:] == ["/repositories/acme/broken"]           # mined, never successfully
+    assert ">evil/drop&#39;; DROP TABLE finding; --</a>" in page
+    assert f"{N} repositories" in page and 'id="page-next"' not in page
+
+
+def test_repositories_page_sort_and_page_links_keep_the_filters(api: Seeded) -> None:
+    page = api.client.get("/repositories", params={"min_stars": 1, "uses": "headline",
+                                                   "sort": "stars", "per_page": 2}).text
+    sort_links = dict(re.findall(r'<a class="sort" id="sort-(\w+)" href="([^"]*)"', page))
+
+    assert query_of(html.unescape(sort_links["findings"])) == {
+        "min_stars": ["1"], "uses": ["headline"], "per_page": ["2"], "sort": ["findings"]}
+    assert query_of(html.unescape(sort_links["stars"]))["order"] == ["asc"]   # flips the sorted column
+    assert "sort" not in query_of(html.unescape(sort_links["full_name"]))
+
+    # follow "next" to the end: the filtered, sorted list, each repository once
+    names, url = [], "/repositories?" + urlsplit(html.unescape(sort_links["findings"])).query
+    while url:
+        page = api.client.get(url).text
+        names += [html.unescape(name) for name in
+                  re.findall(r'<a class="repository-link" href="/repositories/[^"]*">([^<]*)</a>',
+                             page.split('id="unmined"')[0])]
+        following = re.search(r'<a href="([^"]*)" id="page-next"', page)
+        url = html.unescape(following.group(1)) if following else ""
+        if url:
+            assert query_of(url)["uses"] == ["headline"] and query_of(url)["per_page"] == ["2"]
+    assert names == ["acme/busy", "acme/sklearn", "acme/params", "acme/client", EVIL]
+
+
+def test_repository_page_shows_findings_by_file_with_links(api: Seeded) -> None:
+    page = api.client.get("/repositories/acme/sklearn").text
+
+    assert hrefs(page, "file-link") == ["https://github.com/acme/sklearn/blob/s1/fit.ipynb",
+                                        "https://github.com/acme/sklearn/blob/s1/train.py"]
+    links = re.findall(r'<a class="finding-link" href="([^"]*)">([^<]*)</a>', page)
+    assert links == [("https://github.com/acme/sklearn/blob/s1/fit.ipynb", "cell 2, line 1"),
+                     ("https://github.com/acme/sklearn/blob/s1/fit.ipynb", "cell 3, line 1"),
+                     ("https://github.com/acme/sklearn/blob/s1/train.py#L2", "line 2")]
+    assert 'href="/api/repositories/acme/sklearn" id="api-link"' in page
+    assert 'id="github-link"' in page and 'href="https://github.com/acme/sklearn"' in page
+
+    broken = api.client.get("/repositories/acme/params").text
+    assert "invalid syntax (line 4)" in broken and "broken.py" in broken
+
+
+def test_repository_pages_escape_what_repositories_contain(api: Seeded) -> None:
+    page = api.client.get(EVIL_PAGE).text
+
+    assert "<script>alert" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;.py" in page
+    assert hrefs(page, "finding-link") == [
+        "https://github.com/evil/drop%27%3B%20DROP%20TABLE%20finding%3B%20--/blob/e1/"
+        "%3Cscript%3Ealert%281%29%3C/script%3E.py#L1"]
+    assert EVIL_PATH not in page
+
+    missing = api.client.get("/repositories/acme/" + quote("<b>x", safe=""))
+    assert missing.status_code == 404 and missing.headers["content-type"].startswith("text/html")
+    assert "acme/&lt;b&gt;x" in missing.text and "<b>x" not in missing.text
+
+
+def test_dashboard_links_to_the_repositories_page_with_its_filters(api: Seeded) -> None:
+    page = api.client.get("/", params={"exclude_forks": "true"}).text
+
+    assert 'href="/repositories?exclude_forks=true" id="nav-repositories"' in page
