@@ -9,7 +9,6 @@ no downloaded browser build, the same binary and flags as the one-shot runs.
 from __future__ import annotations
 
 import base64
-import fcntl
 import json
 import os
 import select
@@ -36,22 +35,17 @@ class Browser:
     def __init__(self, chromium: str, profile: Path, window: tuple[int, int]) -> None:
         profile.mkdir(parents=True, exist_ok=True)
         self.log = (profile / "chromium.log").open("w")
-        # fds 3 and 4 of the child: its command input and its answer output
+        # Chromium reads commands on fd 3 and answers on fd 4. The pipes go in as the child's
+        # stdin and stdout and a shell moves them there: no Python runs between fork and exec
+        # (preexec_fn is unsafe next to the threads a test may have running).
         command_read, self._command_write = os.pipe()
         self._answer_read, answer_write = os.pipe()
-
-        def plug_pipes() -> None:
-            # by way of fds >= 10, so neither pipe end is overwritten by the other's dup2
-            high_command, high_answer = (fcntl.fcntl(fd, fcntl.F_DUPFD, 10)
-                                         for fd in (command_read, answer_write))
-            os.dup2(high_command, 3)
-            os.dup2(high_answer, 4)
-
         self.process = subprocess.Popen(
-            [chromium, *FLAGS, "--remote-debugging-pipe", f"--user-data-dir={profile}",
+            ["/bin/sh", "-c", 'exec "$0" "$@" 3<&0 4>&1 0</dev/null 1>&2', chromium, *FLAGS,
+             "--remote-debugging-pipe", f"--user-data-dir={profile}",
              f"--window-size={window[0]},{window[1]}", "about:blank"],
-            pass_fds=(3, 4), preexec_fn=plug_pipes, stdin=subprocess.DEVNULL,
-            stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, "HOME": str(profile)},
+            stdin=command_read, stdout=answer_write, stderr=self.log,
+            env={**os.environ, "HOME": str(profile)},
         )
         os.close(command_read)
         os.close(answer_write)
@@ -59,11 +53,15 @@ class Browser:
         self._next_id = 0
         self.events: list[dict[str, Any]] = []
         self.session: str | None = None
-        page = next(target for target in self.call("Target.getTargets")["targetInfos"]
-                    if target["type"] == "page")
-        self.session = self.call("Target.attachToTarget", targetId=page["targetId"],
-                                 flatten=True)["sessionId"]
-        self.call("Page.enable")
+        try:
+            page = next(target for target in self.call("Target.getTargets")["targetInfos"]
+                        if target["type"] == "page")
+            self.session = self.call("Target.attachToTarget", targetId=page["targetId"],
+                                     flatten=True)["sessionId"]
+            self.call("Page.enable")
+        except BaseException:
+            self.close()                            # no browser left behind by a failed start
+            raise
 
     # ------------------------------------------------------------------------ the protocol
 
