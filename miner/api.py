@@ -5,18 +5,20 @@ same filters; lists answer `{"data": [...], "count": N}` with `count` the total 
 Nothing here writes: there are no other methods (FastAPI answers 405), and each request's
 session is read-only in the database itself (PostgreSQL `SET TRANSACTION READ ONLY`, SQLite
 `PRAGMA query_only`), so even a bug in a query cannot change the results.
+
+The repository routes live in `miner.api_repositories` and the dashboard's evidence pages in
+`miner.web.pages`; both use the dependencies defined here.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
-from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, create_model
@@ -24,20 +26,21 @@ from sqlalchemy import text
 from sqlmodel import Session, select
 
 from miner import __version__
+from miner.browse import usage_profile as usage_profile  # its older home; callers import it here
 from miner.charts import Chart, chart_card, render_charts
 from miner.detect.rules import Rules, load_rules
 from miner.domain import Category, RunStatus
 from miner.settings import Settings, load_settings
 from miner.web import templates
+from miner.web.links import with_urls
 from schema.filters import Filters, parse_since
-from schema.models import Crawl, Finding, MiningRun
+from schema.models import Crawl, Finding
 
 MAX_PER_PAGE = 500
 DEFAULT_PER_PAGE = 50
 MAX_PAGE = 1_000_000            # keeps OFFSET far from integer overflow on either database
 # PostgreSQL refuses NUL in text: such input is a 422 here, not a driver error later.
 NO_NUL = r"^[^\x00]*$"
-DETAIL_FINDINGS = 500           # a repository's page lists this many; the rest via /api/findings
 
 # ------------------------------------------------------------------------------ schemas
 
@@ -90,6 +93,8 @@ class RepositoryPublic(CategoryCounts):  # type: ignore[misc, valid-type]
     mined_at: datetime | str | None = None
     findings: int = 0
     headline: bool = False
+    last_run_status: RunStatus | None = None   # its last run of any status: may be a failure
+    last_run_at: datetime | str | None = None
 
 
 class RepositoriesPublic(BaseModel):
@@ -110,6 +115,7 @@ class FindingPublic(BaseModel):
     flavor: str | None
     disabling: bool
     via_client: bool = False
+    url: str | None = None             # the line at the commit on GitHub (a notebook: the file)
 
 
 class FindingsPublic(BaseModel):
@@ -159,10 +165,29 @@ class ProfilePublic(CategoryCounts):  # type: ignore[misc, valid-type]
     headline: bool = False
 
 
+class FailurePublic(BaseModel):
+    """A failed run of the repository, or a file its latest successful run could not use."""
+
+    kind: Literal["run", "file"]
+    repository: str
+    status: str
+    commit: str | None
+    path: str | None
+    finished_at: datetime | str | None
+    error: str | None
+    url: str | None = None             # a file's: the file at the commit on GitHub
+
+
+class FailuresPublic(BaseModel):
+    data: list[FailurePublic]
+    count: int
+
+
 class RepositoryDetail(BaseModel):
     profile: ProfilePublic
     runs: list[RunPublic]
     findings: FindingsPublic
+    failures: FailuresPublic
 
 
 class CrawlPublic(BaseModel):
@@ -238,7 +263,7 @@ SessionDep = Annotated[Session, Depends(get_session)]
 RulesDep = Annotated[Rules, Depends(get_rules)]
 
 
-def _invalid(field: str, value: Any, message: str) -> RequestValidationError:
+def invalid_query(field: str, value: Any, message: str) -> RequestValidationError:
     """The 422 body FastAPI gives its own validation errors, for checks that need the rules."""
     return RequestValidationError(
         [{"type": "value_error", "loc": ("query", field), "msg": message, "input": value}]
@@ -252,8 +277,8 @@ def _since(text: str | None) -> datetime | None:
     try:
         return parse_since(text)
     except (ValueError, OverflowError) as exc:   # OverflowError: an offset past year 1 or 9999
-        raise _invalid("since", text, str(exc) if isinstance(exc, ValueError)
-                       else f"date {text!r} is out of range") from None
+        raise invalid_query("since", text, str(exc) if isinstance(exc, ValueError)
+                            else f"date {text!r} is out of range") from None
 
 
 def get_filters(
@@ -267,7 +292,7 @@ def get_filters(
 ) -> Filters:
     """The shared filters; a crawl that does not exist is an error, not an empty answer."""
     if crawl is not None and session.get(Crawl, crawl) is None:
-        raise _invalid("crawl", crawl, f"no crawl with id {crawl} (see /api/crawls)")
+        raise invalid_query("crawl", crawl, f"no crawl with id {crawl} (see /api/crawls)")
     return Filters(topic=topic or None, min_stars=min_stars, exclude_forks=exclude_forks,
                    exclude_archived=exclude_archived, crawl_id=crawl, since=_since(since))
 
@@ -294,23 +319,12 @@ def get_page(
 PageDep = Annotated[Page, Depends(get_page)]
 
 
-def _check_usage(field: str, values: Sequence[str], rules: Rules) -> tuple[str, ...]:
-    from miner.stats import usage_keys
-
-    known = usage_keys(rules)
-    for value in values:
-        if value not in known:
-            raise _invalid(field, value, f"unknown api or category {value!r}; "
-                                         f"one of: {', '.join(known)}")
-    return tuple(values)
-
-
 def _check_api(session: Session, rules: Rules, api: str | None) -> str | None:
     """An api of the rules table, or one the database holds findings of (category other)."""
     if api is None or api in rules.apis:
         return api
     if session.exec(select(Finding.id).where(Finding.api == api).limit(1)).first() is None:
-        raise _invalid("api", api, f"unknown api {api!r}")
+        raise invalid_query("api", api, f"unknown api {api!r}")
     return api
 
 
@@ -350,61 +364,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         rows = crawl_trend(session=session, rules=rules)
         return {"data": rows, "count": len(rows)}
 
-    @app.get("/api/repositories", response_model=RepositoriesPublic, tags=["repositories"])
-    def read_repositories(
-        session: SessionDep,
-        rules: RulesDep,
-        filters: FiltersDep,
-        page: PageDep,
-        uses: Annotated[list[str], Query(max_length=50, description="Uses this api or category (repeatable; all must hold).")] = [],
-        not_uses: Annotated[list[str], Query(max_length=50, description="Does not use this api or category (repeatable).")] = [],
-    ) -> dict[str, Any]:
-        """Repositories with their usage profile: one count per category, as `miner repos`."""
-        from miner.stats import count_repositories, repository_rows
-
-        wanted = _check_usage("uses", uses, rules)
-        unwanted = _check_usage("not_uses", not_uses, rules)
-        rows = repository_rows(session=session, rules=rules, filters=filters, uses=wanted,
-                               not_uses=unwanted, limit=page.per_page, offset=page.offset)
-        count = count_repositories(session=session, rules=rules, filters=filters, uses=wanted,
-                                   not_uses=unwanted)
-        return {"data": rows, "count": count}
-
-    @app.get("/api/repositories/{owner}/{name}", response_model=RepositoryDetail,
-             tags=["repositories"], responses={404: {"description": "No such repository"}})
-    def read_repository(
-        session: SessionDep,
-        rules: RulesDep,
-        owner: Annotated[str, Path(max_length=100, pattern=NO_NUL)],
-        name: Annotated[str, Path(max_length=200, pattern=NO_NUL)],
-    ) -> dict[str, Any]:
-        """One repository: its profile, every run (newest first) and its latest findings."""
-        from miner.stats import count_findings, finding_rows
-        from schema.store import get_repository
-
-        full_name = f"{owner}/{name}"
-        repository = get_repository(session=session, full_name=full_name)
-        if repository is None:
-            raise HTTPException(status_code=404, detail=f"no repository {full_name}")
-        runs = session.exec(
-            select(MiningRun).where(MiningRun.repository_id == repository.id)
-            .order_by(MiningRun.finished_at.desc(), MiningRun.id.desc())
-        ).all()
-        findings = finding_rows(session=session, repo=full_name)
-        profile = {
-            **repository.model_dump(),
-            **usage_profile(findings, rules),
-            "commit": findings[0]["commit"] if findings else _latest_ok_commit(runs),
-        }
-        return {
-            "profile": profile,
-            "runs": [RunPublic.model_validate(run) for run in runs],
-            "findings": {"data": findings[:DETAIL_FINDINGS],
-                         "count": count_findings(session=session, repo=full_name)},
-        }
-
     @app.get("/api/findings", response_model=FindingsPublic, tags=["findings"])
     def read_findings(
+        request: Request,
         session: SessionDep,
         rules: RulesDep,
         filters: FiltersDep,
@@ -419,7 +381,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         rows = finding_rows(session=session, repo=repo, api=api, filters=filters,
                             limit=page.per_page, offset=page.offset)
         count = count_findings(session=session, repo=repo, api=api, filters=filters)
-        return {"data": rows, "count": count}
+        return {"data": with_urls(request.app.state.settings.github.web_url, rows), "count": count}
 
     @app.get("/api/crawls", response_model=CrawlsPublic, tags=["crawls"])
     def read_crawls(session: SessionDep) -> dict[str, Any]:
@@ -452,32 +414,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         return HTMLResponse(page)
 
+    # routes in their own modules, which import this module's dependencies
+    from miner.api_repositories import router as repositories
+    from miner.web.pages import router as pages
+
+    app.include_router(repositories)
+    app.include_router(pages)
     return app
 
-
-def usage_profile(findings: Sequence[dict[str, Any]], rules: Rules) -> dict[str, Any]:
-    """One repository's counts per category and headline flag, from its latest findings.
-
-    The same counting as `miner.stats`: a table category by api (fluent and client calls),
-    `client` every client call, `other` findings of category other; the headline needs a
-    headline api that is not a disabling call.
-    """
-    counts: Counter[str] = Counter()
-    for finding in findings:
-        category = rules.apis.get(finding["api"])
-        if category is not None:
-            counts[category.value] += 1
-        if finding.get("via_client"):
-            counts[rules.client_category.value] += 1
-        if finding["category"] == rules.default_category.value:
-            counts[rules.default_category.value] += 1
-    headline = any(f["api"] in rules.headline_apis and not f["disabling"] for f in findings)
-    return {
-        **{category.value: counts.get(category.value, 0) for category in rules.categories},
-        "findings": len(findings),
-        "headline": headline,
-    }
-
-
-def _latest_ok_commit(runs: Sequence[MiningRun]) -> str | None:
-    return next((run.commit_sha for run in runs if run.status is RunStatus.ok), None)

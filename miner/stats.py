@@ -556,7 +556,8 @@ def repository_statement(
     return statement, latest, per_run
 
 
-def _repository_row(row: Any, rules: Rules) -> dict[str, Any]:
+def repository_row(row: Any, rules: Rules) -> dict[str, Any]:
+    """A row of `repository_statement` (its own columns) as `repository_rows` gives it."""
     item: dict[str, Any] = {
         "full_name": row["full_name"],
         "stars": row["stars"],
@@ -603,7 +604,7 @@ def repository_rows(
         statement = statement.limit(limit)
     if offset:
         statement = statement.offset(offset)
-    return [_repository_row(row, rules) for row in session.exec(statement).mappings()]
+    return [repository_row(row, rules) for row in session.exec(statement).mappings()]
 
 
 def count_repositories(

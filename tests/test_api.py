@@ -24,6 +24,7 @@ from usage_corpus import (
 )
 
 from miner.api import MAX_PER_PAGE, create_app, read_only_session, usage_profile
+from miner.domain import Category
 from miner.settings import load_settings
 from miner.stats import compute_stats, finding_rows, repository_rows, wilson_interval
 from schema.db import open_session
@@ -31,7 +32,8 @@ from schema.models import FileResult, Finding, MiningRun, Repository
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 LIST_ROUTES = ("/api/repositories", "/api/findings", "/api/crawls", "/api/trend")
-ROUTES = ("/", "/api/stats", *LIST_ROUTES, "/api/repositories/acme/params", "/charts/headline.png")
+ROUTES = ("/", "/api/stats", *LIST_ROUTES, "/api/repositories/acme/params", "/charts/headline.png",
+          "/repositories", "/repositories/acme/params")
 
 
 class Seeded:
@@ -256,6 +258,18 @@ def test_findings_filtered_and_paged(api: Seeded) -> None:
     ("/api/stats", {"exclude_forks": "maybe"}, "exclude_forks"),
     ("/", {"since": "soon"}, "since"),
     ("/charts/headline.png", {"since": "soon"}, "since"),
+    ("/api/repositories", {"sort": "popularity"}, "sort"),
+    ("/api/repositories", {"sort": SQL_ISH}, "sort"),
+    ("/api/repositories", {"order": "up"}, "order"),
+    ("/api/repositories/acme/busy", {"per_page": 0}, "per_page"),
+    ("/api/repositories/acme/busy", {"page": "two"}, "page"),
+    ("/repositories", {"sort": "popularity"}, "sort"),
+    ("/repositories", {"order": "sideways"}, "order"),
+    ("/repositories", {"page": 0}, "page"),
+    ("/repositories", {"per_page": MAX_PER_PAGE + 1}, "per_page"),
+    ("/repositories", {"uses": "log_everything"}, "uses"),
+    ("/repositories", {"min_stars": "many"}, "min_stars"),
+    ("/repositories/acme/busy", {"page": -1}, "page"),
 ])
 def test_bad_input_is_a_422(api: Seeded, route: str, params: dict, field: str) -> None:
     response = api.client.get(route, params=params)
@@ -302,7 +316,12 @@ def test_openapi_lists_only_get_operations(api: Seeded) -> None:
     methods = {method for operations in schema["paths"].values() for method in operations}
     assert methods == {"get"}
     components = schema["components"]["schemas"]
-    assert {"RepositoryPublic", "FindingPublic", "RepositoriesPublic", "StatsPublic"} <= set(components)
+    assert {"RepositoryPublic", "FindingPublic", "RepositoriesPublic", "StatsPublic",
+            "FailurePublic", "FailuresPublic"} <= set(components)
+    assert components["RepositorySort"]["enum"] == [
+        "full_name", "stars", "findings", "headline", "mined_at",
+        *(category.value for category in Category)]
+    assert components["SortOrder"]["enum"] == ["asc", "desc"]
 
 
 def test_the_api_session_cannot_write(api: Seeded) -> None:
