@@ -52,7 +52,8 @@ _SAFE_CONFIG = (
 # git starts helpers of its own (remote-https, index-pack) that would outlive it: each git runs
 # under a shell that the kernel sends SIGTERM when our process dies (miner.lifeline), and that
 # then kills its whole process group, git's helpers included.
-_GROUP_GUARD = ["bash", "-c", 'trap "kill -KILL 0" TERM; "$@" <&0 & wait $!', "miner-git"]
+_GROUP_GUARD = ["sh", "-c", 'trap "kill -KILL 0" TERM; exec 3<&0; "$@" <&3 3<&- & exec 3<&-; wait $!',
+                "miner-git"]   # POSIX sh (bash opens /dev/tty); stdin handed to git through fd 3
 # a shell reports a child killed by signal N as exit status 128 + N; git's own codes stop at 129
 _SIGNAL_EXIT_BASE = 128
 

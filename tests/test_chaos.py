@@ -100,7 +100,7 @@ def helper_processes(pool_pid: int, kind: str) -> list[int]:
     below = descendants(pool_pid)
     if kind == "git":
         return [p.pid for p in below if p.name.startswith("git")]
-    return [p.pid for p in children(pool_pid) if not p.name.startswith(("git", "bash"))]
+    return [p.pid for p in children(pool_pid) if not p.name.startswith(("git", "sh"))]
 
 
 def find_victim(worker: Process, kind: str) -> int | None:
