@@ -481,7 +481,15 @@ def _follow_crawl(settings: Settings, crawl_id: int, expected: int, poll_s: floa
             outage_since = None
             progress.update(task, completed=row["runs_done"],
                             description=f"crawl {crawl_id}: {row['runs_ok']} ok, {row['runs_failed']} failed")
-            if row["status"] != "running" or row["runs_done"] >= expected:
+            if row["status"] != "running":
+                return
+            if row["runs_done"] >= expected:
+                # every run is stored; the task that stored the last one closes the crawl a
+                # moment later (or died first): closing is idempotent, so close it here too
+                from schema.crawls import close_crawl_if_done
+
+                with open_session(settings) as session:
+                    close_crawl_if_done(session=session, crawl_id=crawl_id)
                 return
             time.sleep(poll_s)
 
