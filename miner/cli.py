@@ -333,7 +333,7 @@ def _git_dir_bytes(git_dir: Path | None) -> int:
 
 @app.command(name="eval")
 def evaluate(
-    corpus: Annotated[Path, typer.Argument(help="Labelled corpus (shared/eval/corpus-dev.json format).")],
+    corpus: Annotated[Path, typer.Argument(help="Labelled corpus (see docs/evaluation.md).")],
     repos_root: Annotated[Path, typer.Option("--repos-root", help="Folder holding OWNER+NAME/repo git directories.")],
     workers: Annotated[Optional[int], typer.Option(help="Processes mining in parallel.")] = None,
     format: Annotated[Format, typer.Option("--format", "-f", help="table or json.")] = Format.table,

@@ -56,3 +56,21 @@ def test_mkdocs_builds_strictly_without_network(tmp_path: Path) -> None:
 
 def test_every_reference_page_is_in_the_docs_folder() -> None:
     assert sorted(p.name for p in DOCS.glob("*.md")) == sorted(PAGES)
+
+
+def test_project_text_refers_to_no_path_outside_the_repository() -> None:
+    files = _project_files()
+    assert len(files) > 50, "the scan found the project's files"
+    offending = [
+        f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+        for path in files
+        for number, line in enumerate(path.read_text("utf-8").splitlines(), start=1)
+        if OUTSIDE.search(line)
+    ]
+    assert offending == []
+
+
+def test_the_readme_links_every_reference_page() -> None:
+    readme = (ROOT / "README.md").read_text("utf-8")
+    for page in PAGES[1:]:
+        assert f"(docs/{page})" in readme, page
