@@ -48,7 +48,10 @@ def _settings() -> Settings:
 
 
 def _fail(message: str) -> None:
-    console.print(f"[red]error:[/red] {message}")
+    """One line on stderr however long (not wrapped at the console width), user text unstyled."""
+    from rich.markup import escape
+
+    console.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
     raise typer.Exit(code=1)
 
 
@@ -330,7 +333,7 @@ def _git_dir_bytes(git_dir: Path | None) -> int:
 
 @app.command(name="eval")
 def evaluate(
-    corpus: Annotated[Path, typer.Argument(help="Labelled corpus (shared/eval/corpus-dev.json format).")],
+    corpus: Annotated[Path, typer.Argument(help="Labelled corpus (see docs/evaluation.md).")],
     repos_root: Annotated[Path, typer.Option("--repos-root", help="Folder holding OWNER+NAME/repo git directories.")],
     workers: Annotated[Optional[int], typer.Option(help="Processes mining in parallel.")] = None,
     format: Annotated[Format, typer.Option("--format", "-f", help="table or json.")] = Format.table,

@@ -1,4 +1,4 @@
-"""Score the detector against a labelled corpus (shared/eval format): pure, findings in, scores out."""
+"""Score the detector against a labelled corpus (docs/evaluation.md): pure, findings in, scores out."""
 
 from __future__ import annotations
 

@@ -1,10 +1,19 @@
 #!/usr/bin/env bash
-# The one test command (README, `make test`, .ci/run): install, start services, run every test.
+# The one test command's second half (`make test` makes and fills the venv first; README, .ci/run):
+# start services, run every test (or the pytest arguments given) with the project venv's python.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-python3 -m pip install --quiet --disable-pip-version-check -e '.[test]' || exit 1
+venv=${VENV:-.venv}
+python=$venv/bin/python
+if [ ! -x "$python" ]; then
+  echo "test: no virtual environment at $venv; run \`make test\`, which creates it" >&2
+  exit 1
+fi
+# Which interpreter the venv was made from: in CI, the system's python3 where there is one.
+home=$(sed -n 's/^home *= *//p' "$venv/pyvenv.cfg" 2>/dev/null)
+echo "test: $("$python" -c 'import platform; print("Python", platform.python_version())') in $venv, made from ${home:-?}"
 bash scripts/services.sh || exit 1
-python3 -m pytest "$@"
+"$python" -m pytest "$@"
 status=$?
 if [ "$status" -eq 5 ]; then
   echo "test: pytest collected no tests; that is a failure here" >&2

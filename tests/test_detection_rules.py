@@ -1,4 +1,4 @@
-"""Every rule of shared/spec/detection.md, each on a real git repository mined with mine_commit.
+"""Every rule of docs/detection.md, each on a real git repository mined with mine_commit.
 
 Expected findings are written out in full (path, cell, line, 1-based column, qualified name, api,
 category, flavor, disabling, via_client) so that any drift from the spec fails a test.

@@ -1,4 +1,4 @@
-"""Notebooks per shared/spec/detection.md: cells, cell indices, IPython syntax, broken notebooks.
+"""Notebooks per docs/detection.md: cells, cell indices, IPython syntax, broken notebooks.
 
 Every test commits real .ipynb files to a real git repository and mines the commit. `cell` is the
 0-based index in the notebook's list of all cells (markdown, raw and nbformat 3 heading cells

@@ -50,7 +50,7 @@ def _parse(code: str) -> cst.Module:
 
 
 class Detector:
-    """Finds the calls a rules table describes, following shared/spec/detection.md."""
+    """Finds the calls a rules table describes, following docs/detection.md."""
 
     def __init__(self, rules: Rules) -> None:
         self.rules = rules
