@@ -86,9 +86,13 @@ def test_the_parser_child_dies_when_its_parent_is_killed(tmp_path: Path) -> None
         time.sleep(600)
     """, "parser")
     child = _ready(parent)["child"]
-    assert is_alive(child) and [p.pid for p in children(parent.pid)] == [child]
-    _kill_9(parent)
-    wait_for(lambda: not is_alive(child), 10, "the parser child to die with its parent")
+    try:
+        assert is_alive(child) and [p.pid for p in children(parent.pid)] == [child]
+        _kill_9(parent)
+        wait_for(lambda: not is_alive(child), 10, "the parser child to die with its parent")
+    finally:
+        if is_alive(child):      # the test failed: leave no orphan behind it
+            os.kill(child, signal.SIGKILL)
 
 
 def test_a_killed_parser_child_is_replaced_and_the_file_analysed_again() -> None:
