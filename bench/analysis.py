@@ -49,17 +49,17 @@ from pathlib import Path
 import libcst as cst
 from libcst._nodes.base import CSTNode
 
-from miner.detect.detector import Detector
-from miner.detect.rules import load_rules
-from miner.domain import FileStatus, MiningResult
-from miner.evaluation import find_git_dir
-from miner.gitread import SUBMODULE_MODE, SYMLINK_MODE, CommitReader
-from miner.mining import run_parallel
-from miner.parser_tuning import collector_paused, tuned_parser
-from miner.pipeline import mine_commit
-from miner.sandbox import close_shared_sandbox
-from miner.settings import LimitSettings
-from miner.sources import SourceError, is_vendored, load_source, source_kind
+from miner.analyse.detect.detector import Detector
+from miner.core.rules import load_rules
+from miner.core.domain import FileStatus, MiningResult
+from miner.present.evaluation import find_git_dir
+from miner.analyse.gitread import SUBMODULE_MODE, SYMLINK_MODE, CommitReader
+from miner.orchestrate.mining import run_parallel
+from miner.analyse.parser_tuning import collector_paused, tuned_parser
+from miner.analyse.pipeline import mine_commit
+from miner.analyse.sandbox import close_shared_sandbox
+from miner.core.settings import LimitSettings
+from miner.analyse.sources import SourceError, is_vendored, load_source, source_kind
 
 MB = 1_000_000
 SEED_WORDS = (b"log_param", b"log_metric", b"autolog")
@@ -215,7 +215,7 @@ def mine_item(item: tuple[str, str, str]) -> MiningResult:
 
 
 class InProcessSandbox:
-    """Stands in for miner.sandbox's shared parser child: the detector runs in this process, with
+    """Stands in for miner.analyse.sandbox's shared parser child: the detector runs in this process, with
     libcst tuned as the child tunes it, so the stages can be timed (and profiled) and the
     sandbox's own cost measured."""
 
@@ -240,7 +240,7 @@ class InProcessSandbox:
 def parse_in_process() -> Iterator[bool]:
     """Replace the pipeline's parser sandbox by InProcessSandbox (and tune libcst in this process
     meanwhile); yields whether the pipeline had a sandbox to replace."""
-    import miner.pipeline as pipeline_mod
+    import miner.analyse.pipeline as pipeline_mod
 
     original = getattr(pipeline_mod, "shared_sandbox", None)
     if original is None:
@@ -357,9 +357,9 @@ class Breakdown:
 
 
 def run_breakdown(repos: list[Repo]) -> tuple[float, dict[str, float], dict[str, int]]:
-    import miner.detect.detector as detector_mod
-    import miner.pipeline as pipeline_mod
-    import miner.sources as sources_mod
+    import miner.analyse.detect.detector as detector_mod
+    import miner.analyse.pipeline as pipeline_mod
+    import miner.analyse.sources as sources_mod
 
     b = Breakdown()
     b.wrap(CommitReader, "__init__", "git: open repo + resolve commit")
@@ -497,7 +497,7 @@ def parse_without_validation(codes: list[str]) -> int:
 
 
 def parse_tuned(codes: list[str]) -> int:
-    """The parse as the sandbox child runs it: miner.parser_tuning's constructors, no validation,
+    """The parse as the sandbox child runs it: miner.analyse.parser_tuning's constructors, no validation,
     no cycle collection (the floor our analysis can reach with libcst)."""
     with tuned_parser(), collector_paused():
         return parse_all(codes)
@@ -855,7 +855,7 @@ def main(argv: list[str] | None = None) -> int:
     fig["per_repo_seconds"] = {r.name: round(per_repo[r.name], 4) for r in repos}
     if "parallel" not in args.skip:
         # in the order a crawl hands repositories out: largest first by repository size (GitHub's
-        # size_kb there, the git directory's bytes here), as miner.crawl and `miner eval` do
+        # size_kb there, the git directory's bytes here), as miner.acquire.crawl and `miner eval` do
         by_size = sorted(repos, key=lambda r: -r.git_dir_bytes)
         log(f"ours, run_parallel workers={args.workers}, largest repositories first (best of {args.repeat})")
         t_par = best_of(args.repeat, lambda: run_ours(by_size, args.workers))
@@ -1048,7 +1048,7 @@ def render(fig, t_ours, t_par, t_inproc, t_grep1, t_grep2, t_seed, parse_t, bd_t
                by_cpu=ratio(t_ours.cpu, parse_t["same_as_ours"].cpu))
     target_row("  Detector.analyse alone ÷ plain parse of same units", None, analyse_only)
     if "parse_tuned" in fig.get("whatif", {}):
-        # ours parses with miner.parser_tuning (a lever); against a plain parse tuned the same way
+        # ours parses with miner.analyse.parser_tuning (a lever); against a plain parse tuned the same way
         tuned_s = fig["whatif"]["parse_tuned"]["seconds"]
         fig["ratios"]["detection_overhead_equal_settings"] = ratio(ours, tuned_s)
         target_row("  ours end to end ÷ parse of same units tuned as in our parser child", None, ratio(ours, tuned_s))

@@ -7,7 +7,7 @@ Every repository of the evaluation corpus is served read-only from its bare mirr
 (upload-pack run with filters and any-object wants allowed, as GitHub's is; nothing is written
 into the mirror) and cloned three ways into a temporary folder, in the same run:
 
-  partial  `miner.clone.clone_repository`: bare, depth 1, blob:none, then one batch of the
+  partial  `miner.acquire.clone.clone_repository`: bare, depth 1, blob:none, then one batch of the
            *.py / *.ipynb blobs the pipeline reads; at the corpus commit
   shallow  `git clone --bare --depth 1 --single-branch`: the same commit with every blob
   full     `git clone --bare`: every branch's history with every blob (the baseline)
@@ -31,12 +31,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from miner.clone import CloneError, clone_repository
-from miner.detect.rules import load_rules
-from miner.evaluation import find_git_dir
-from miner.mining import run_parallel
-from miner.pipeline import mine_commit
-from miner.settings import LimitSettings
+from miner.acquire.clone import CloneError, clone_repository
+from miner.core.rules import load_rules
+from miner.present.evaluation import find_git_dir
+from miner.orchestrate.mining import run_parallel
+from miner.analyse.pipeline import mine_commit
+from miner.core.settings import LimitSettings
 
 UPLOAD_PACK = "git -c uploadpack.allowFilter=true -c uploadpack.allowAnySHA1InWant=true upload-pack"
 TARGET_RATIO = 0.3

@@ -3,7 +3,7 @@
     python -m bench.profile --corpus ../shared/eval/corpus-dev.json --repos-root /work/.mirror \
         --out /work/bench-profile.txt
 
-The pipeline parses in a forked sandbox child (miner/sandbox.py) that this profiler cannot see, so
+The pipeline parses in a forked sandbox child (miner/analyse/sandbox.py) that this profiler cannot see, so
 the detector is called in-process here (bench.analysis.parse_in_process). The report holds: functions by self time (where the samples landed), functions by inclusive time
 (counted once per stack, so recursion does not inflate them), and pyinstrument's call tree.
 """
@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from miner.evaluation import find_git_dir
+from miner.present.evaluation import find_git_dir
 
 from bench.analysis import mine_item, parse_in_process
 

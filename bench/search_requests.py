@@ -5,7 +5,7 @@
 
 Each size is served by the local fake GitHub (tests/github_fake.py, real HTTP on 127.0.0.1) with
 creation dates that grow year over year, as a topic's do, and enumerated by
-`miner.github.enumerate_repositories`. The floor is ceil(N / 100): every result read once, in full
+`miner.acquire.github.enumerate_repositories`. The floor is ceil(N / 100): every result read once, in full
 pages, with no probe wasted. In the same run the same topic is enumerated with cuts at the
 middle of each range instead of interpolated ones, the plain bisection a slicer starts from.
 A last line repeats the first size under GitHub's search quota (30 requests a minute), on a
@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from miner import github as gh
+from miner.acquire import github as gh
 from tests.github_fake import FakeClock, FakeGithub
 
 TOPIC = "mlflow"

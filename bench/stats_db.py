@@ -40,8 +40,8 @@ import psycopg
 from psycopg import sql
 from sqlalchemy import text
 
-from miner.detect.rules import Rules, load_rules
-from miner.stats import compute_stats, count_repositories, crawl_trend, finding_rows, repository_rows
+from miner.core.rules import Rules, load_rules
+from miner.present.stats import compute_stats, count_repositories, crawl_trend, finding_rows, repository_rows
 from schema.db import make_engine, open_session, upgrade
 from schema.store import rebuild_summaries
 from schema.filters import Filters

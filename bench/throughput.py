@@ -8,7 +8,7 @@ mlflow and a notebook, served over file:// for partial clones) and listed by the
 GitHub (tests/github_fake.py). Each measurement crawls them into a fresh SQLite database:
 
   in-process  `miner crawl` without a broker: the plan (`start_crawl`), then the local pool
-              running `miner.jobs.mine_repository`, with 1 and with 2 processes
+              running `miner.orchestrate.jobs.mine_repository`, with 1 and with 2 processes
   celery      a real `celery -A workers worker --concurrency N` on the local Redis (db 14),
               N = 1 and 2; timed from the first message sent to the crawl's last run stored
 
@@ -38,10 +38,10 @@ from crawl_fixtures import TOPIC, CorpusRepo, allow_partial_clone, register  # n
 from github_fake import FakeGithub  # noqa: E402
 from gitrepos import make_repo, notebook_v4  # noqa: E402
 
-from miner.crawl import start_crawl  # noqa: E402
-from miner.jobs import mine_repository  # noqa: E402
-from miner.mining import run_parallel  # noqa: E402
-from miner.settings import GithubSettings, Settings  # noqa: E402
+from miner.acquire.crawl import start_crawl  # noqa: E402
+from miner.orchestrate.jobs import mine_repository  # noqa: E402
+from miner.orchestrate.mining import run_parallel  # noqa: E402
+from miner.core.settings import GithubSettings, Settings  # noqa: E402
 
 TARGET_RATIO = 1.8
 REDIS_URL = "redis://127.0.0.1:6379/14"

@@ -16,16 +16,16 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from miner import __version__
-from miner.detect.rules import load_rules
-from miner.domain import MiningResult, RunStatus
-from miner.jobs import store_result
-from miner.evaluation import EvalReport, api_table, find_git_dir, score_repository
-from miner.export import ExportFormat
-from miner.mining import mine_target, run_parallel
-from miner.output import Format, console, render_document, render_rows
-from miner.pipeline import mine_commit
-from miner.settings import Settings, load_settings
-from miner.targets import Target, parse_target
+from miner.core.rules import load_rules
+from miner.core.domain import MiningResult, RunStatus
+from miner.orchestrate.jobs import store_result
+from miner.present.evaluation import EvalReport, api_table, find_git_dir, score_repository
+from miner.present.export import ExportFormat
+from miner.orchestrate.mining import mine_target, run_parallel
+from miner.present.output import Format, console, render_document, render_rows
+from miner.analyse.pipeline import mine_commit
+from miner.core.settings import Settings, load_settings
+from miner.acquire.targets import Target, parse_target
 
 if TYPE_CHECKING:
     from schema.filters import Filters
@@ -209,7 +209,7 @@ def _query_session(settings: Settings, filters: Filters | None = None) -> Iterat
 @with_filters
 def stats(format: FormatOption = Format.table, *, filters: Filters) -> None:
     """Usage statistics over the latest successful run of each repository."""
-    from miner.stats import compute_stats
+    from miner.present.stats import compute_stats
 
     settings = _settings()
     rules = load_rules(settings.rules)
@@ -255,7 +255,7 @@ def findings(
     filters: Filters,
 ) -> None:
     """Every finding of the latest successful run of each repository."""
-    from miner.stats import finding_rows
+    from miner.present.stats import finding_rows
 
     settings = _settings()
     with _query_session(settings, filters) as session:
@@ -274,7 +274,7 @@ def repos(
     filters: Filters,
 ) -> None:
     """Repositories with their usage profile: one column per category, counting calls."""
-    from miner.stats import repository_rows
+    from miner.present.stats import repository_rows
 
     settings = _settings()
     rules = load_rules(settings.rules)
@@ -301,7 +301,7 @@ def export(
     filters: Filters,
 ) -> None:
     """Write repositories, runs, file results, findings, stats.json and a dataset.json card to DIR."""
-    from miner.export import write_export
+    from miner.present.export import write_export
     from schema.db import safe_url
 
     settings = _settings()
@@ -398,8 +398,8 @@ def crawl(
     With a broker (MINER_BROKER_URL) this only enqueues, and `celery -A workers worker` mines;
     without one it mines here, in a local pool running the same task code.
     """
-    from miner.crawl import start_crawl
-    from miner.jobs import mine_repository
+    from miner.acquire.crawl import start_crawl
+    from miner.orchestrate.jobs import mine_repository
     from schema.db import DatabaseUnavailable
 
     settings = _settings()
@@ -517,7 +517,7 @@ def crawls(format: FormatOption = Format.table) -> None:
 @app.command()
 def doctor(format: FormatOption = Format.table) -> None:
     """Check settings, database, broker, git and GitHub access; say what is missing."""
-    from miner.doctor import Verdict, run_checks
+    from miner.orchestrate.doctor import Verdict, run_checks
 
     checks = run_checks(_settings())
     render_rows([c.as_row() for c in checks], format, title="doctor")
@@ -559,7 +559,7 @@ def report(
     filters: Filters,
 ) -> None:
     """Write a self-contained HTML report with charts (also as PNG files) and the failures."""
-    from miner.report import write_report
+    from miner.present.report import write_report
     from schema.db import safe_url
 
     settings = _settings()
@@ -582,7 +582,7 @@ def serve(
     """Serve the read-only API (OpenAPI at /docs) and the dashboard (/) with uvicorn."""
     import uvicorn
 
-    from miner.api import create_app
+    from miner.present.api import create_app
     settings = _settings()
     with _query_session(settings):   # migrate and fail now, in one line, not on the first request
         pass

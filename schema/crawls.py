@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import case, func, update
 from sqlmodel import Session, select
 
-from miner.domain import RunStatus
+from miner.core.domain import RunStatus
 from schema.models import Crawl, CrawlStatus, MiningRun, Repository, as_utc, utc_now
 
 

@@ -28,7 +28,7 @@ from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, create_engine
 
 if TYPE_CHECKING:
-    from miner.settings import Settings
+    from miner.core.settings import Settings
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # Any constant works; it only has to be the same in every process migrating this database.

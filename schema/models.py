@@ -3,7 +3,7 @@
 Tables come from the Alembic revisions in `schema/migrations`, never from `create_all`; a test
 compares these models with the migrated database so the two cannot drift apart.
 
-Statuses, kinds and categories are the str Enums of `miner.domain`, stored as plain VARCHAR
+Statuses, kinds and categories are the str Enums of `miner.core.domain`, stored as plain VARCHAR
 (not native database enums): a new status is then a code change, not an ALTER TYPE migration.
 Timestamps are stored as UTC and always read back timezone-aware, on SQLite as on PostgreSQL.
 """
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
 
-from miner.domain import Category, FileKind, FileStatus, RunStatus
+from miner.core.domain import Category, FileKind, FileStatus, RunStatus
 
 # Constraint names are part of the schema (batch migrations on SQLite drop constraints by
 # name), so every constraint gets a predictable one. Set before any table is declared.

@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, select
 
-from miner import domain
+from miner.core import domain
 from schema.filters import Filters, has_repository_conditions, merge_crawl, repository_conditions
 from schema.models import (
     Crawl,

@@ -257,8 +257,8 @@ def crawl_row(database_url: str, crawl_id: int | None = None) -> dict[str, Any]:
 
 
 def stats_document(database_url: str) -> dict[str, Any]:
-    from miner.detect.rules import load_rules
-    from miner.stats import compute_stats
+    from miner.core.rules import load_rules
+    from miner.present.stats import compute_stats
     from schema.db import open_session
 
     with open_session(database_url) as session:

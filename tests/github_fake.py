@@ -324,9 +324,9 @@ class FakeGithub:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def github_settings(self, **overrides: Any):  # -> miner.settings.GithubSettings
+    def github_settings(self, **overrides: Any):  # -> miner.core.settings.GithubSettings
         """Settings pointing at this server, without the pauses meant for github.com."""
-        from miner.settings import GithubSettings
+        from miner.core.settings import GithubSettings
 
         values: dict[str, Any] = {
             "api_url": self.url,

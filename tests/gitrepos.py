@@ -17,10 +17,10 @@ from pathlib import Path
 
 import git
 
-from miner.detect.rules import load_rules
-from miner.domain import Category, FileResult, Finding, MiningResult
-from miner.pipeline import mine_commit
-from miner.settings import LimitSettings
+from miner.core.rules import load_rules
+from miner.core.domain import Category, FileResult, Finding, MiningResult
+from miner.analyse.pipeline import mine_commit
+from miner.core.settings import LimitSettings
 
 FULL_NAME = "tests/example"
 

@@ -23,10 +23,10 @@ from usage_corpus import (
     seed,
 )
 
-from miner.api import MAX_PER_PAGE, create_app, read_only_session, usage_profile
-from miner.domain import Category
-from miner.settings import load_settings
-from miner.stats import compute_stats, finding_rows, repository_rows, wilson_interval
+from miner.present.api import MAX_PER_PAGE, create_app, read_only_session, usage_profile
+from miner.core.domain import Category
+from miner.core.settings import load_settings
+from miner.present.stats import compute_stats, finding_rows, repository_rows, wilson_interval
 from schema.db import open_session
 from schema.models import FileResult, Finding, MiningRun, Repository
 

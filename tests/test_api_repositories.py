@@ -16,10 +16,10 @@ from sqlmodel import Session
 from test_api import Seeded, api  # noqa: F401  (the seeded API fixture)
 from usage_corpus import EVIL, EVIL_PATH, RULES, T0, N, mined, seed
 
-from miner.api import MAX_PER_PAGE, create_app
-from miner.browse import RepositorySort, SortOrder
-from miner.domain import RunStatus
-from miner.settings import load_settings
+from miner.present.api import MAX_PER_PAGE, create_app
+from miner.present.browse import RepositorySort, SortOrder
+from miner.core.domain import RunStatus
+from miner.core.settings import load_settings
 from schema import store
 
 NAMES = ["acme/autolog-off", "acme/busy", "acme/client", "acme/config", "acme/params",

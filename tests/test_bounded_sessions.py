@@ -22,9 +22,9 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from typer.testing import CliRunner
 
 from miner.cli import app
-from miner.domain import MiningResult, RunStatus
-from miner.jobs import store_result
-from miner.settings import load_settings
+from miner.core.domain import MiningResult, RunStatus
+from miner.orchestrate.jobs import store_result
+from miner.core.settings import load_settings
 from schema.crawls import record_plan
 from schema.db import SessionLimits, is_lock_timeout, make_engine, open_session
 from schema.models import Crawl
@@ -123,7 +123,7 @@ def test_a_crawl_without_progress_is_stalled_and_names_what_is_in_flight(
 
     from fastapi.testclient import TestClient
 
-    from miner.api import create_app
+    from miner.present.api import create_app
 
     [api_row] = TestClient(create_app(load_settings())).get("/api/crawls").json()["data"]
     assert (api_row["status"], api_row["in_flight"]) == ("stalled", ["o/repo-0", "o/repo-2"])

@@ -18,13 +18,13 @@ import pytest
 from crawl_fixtures import CloneCounter, GitHttpServer, allow_partial_clone, git_dir_of
 from gitrepos import FULL_NAME, BuiltRepo, make_repo, mine, remove_blob, result_as_json
 
-from miner.clone import CloneError, clone_repository, remote_head
-from miner.detect.rules import load_rules
-from miner.domain import RunStatus
-from miner.mining import mine_target
-from miner.pipeline import mine_commit
-from miner.settings import LimitSettings, Settings
-from miner.targets import Target
+from miner.acquire.clone import CloneError, clone_repository, remote_head
+from miner.core.rules import load_rules
+from miner.core.domain import RunStatus
+from miner.orchestrate.mining import mine_target
+from miner.analyse.pipeline import mine_commit
+from miner.core.settings import LimitSettings, Settings
+from miner.acquire.targets import Target
 
 SOURCES = {
     "train.py": "import mlflow\nmlflow.log_param('a', 1)\n",

@@ -33,8 +33,8 @@ from browser import Browser
 from gitrepos import lines, make_repo, notebook_v4
 from usage_corpus import HEADLINE, N, RULES, mined, seed
 
-from miner.domain import FileKind, FileResult, FileStatus
-from miner.report import write_report
+from miner.core.domain import FileKind, FileResult, FileStatus
+from miner.present.report import write_report
 from schema import store
 from schema.db import make_engine, open_session, upgrade
 

@@ -24,7 +24,7 @@ from gitrepos import (
     remove_blob,
     sorted_findings,
 )
-from miner.domain import Category, FileKind, FileStatus, MiningResult, RunStatus
+from miner.core.domain import Category, FileKind, FileStatus, MiningResult, RunStatus
 
 C = Category
 CLIENT = "mlflow.client.MlflowClient"

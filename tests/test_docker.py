@@ -22,7 +22,7 @@ from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
 from miner.cli import app as miner_app
-from miner.settings import Settings
+from miner.core.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKER = ROOT / "docker"

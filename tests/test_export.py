@@ -20,8 +20,8 @@ from typer.testing import CliRunner
 
 from miner import __version__
 from miner.cli import app
-from miner.export import ExportFormat, write_export
-from miner.stats import compute_stats, count_findings, repository_rows
+from miner.present.export import ExportFormat, write_export
+from miner.present.stats import compute_stats, count_findings, repository_rows
 from schema import store
 from schema.filters import Filters
 

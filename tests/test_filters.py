@@ -29,11 +29,11 @@ from sqlmodel import Session
 from typer.testing import CliRunner
 
 from miner.cli import app
-from miner.detect.rules import load_rules
-from miner.domain import Category, FileKind, FileStatus, MiningResult, RunStatus
-from miner.domain import FileResult as FileOutcome
-from miner.domain import Finding as Call
-from miner.stats import (
+from miner.core.rules import load_rules
+from miner.core.domain import Category, FileKind, FileStatus, MiningResult, RunStatus
+from miner.core.domain import FileResult as FileOutcome
+from miner.core.domain import Finding as Call
+from miner.present.stats import (
     compute_stats,
     count_findings,
     count_repositories,

@@ -18,11 +18,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from miner.detect.detector import Detector, FileAnalysis
-from miner.detect.rules import load_rules
-from miner.domain import Category
-from miner.sandbox import ParserSandbox
-from miner.sources import SourceError, SourceFile, load_source
+from miner.analyse.detect.detector import Detector, FileAnalysis
+from miner.core.rules import load_rules
+from miner.core.domain import Category
+from miner.analyse.sandbox import ParserSandbox
+from miner.analyse.sources import SourceError, SourceFile, load_source
 
 # `# coding: unicode_escape` decodes `\d` with a DeprecationWarning, as CPython itself would: noise
 pytestmark = pytest.mark.filterwarnings("ignore:invalid escape sequence:DeprecationWarning")

@@ -1,7 +1,7 @@
-"""miner.github against a real HTTP server speaking GitHub's REST shapes (tests/github_fake.py).
+"""miner.acquire.github against a real HTTP server speaking GitHub's REST shapes (tests/github_fake.py).
 
-Every test sends real requests through PyGithub to the fake. Only `miner.github.sleep` and
-`miner.github.clock` are swapped: waits are recorded rather than slept, and the client's clock
+Every test sends real requests through PyGithub to the fake. Only `miner.acquire.github.sleep` and
+`miner.acquire.github.clock` are swapped: waits are recorded rather than slept, and the client's clock
 either stands still for the test (so a faulted run slices exactly like a clean one) or is a
 FakeClock shared with the server (so a spent quota really comes back after the wait).
 """
@@ -20,8 +20,8 @@ import pytest
 from github_fake import FakeClock, FakeGithub
 from hypothesis import HealthCheck, assume, given, settings as hypothesis_settings, strategies as st
 
-from miner import github as gh
-from miner.github import (
+from miner.acquire import github as gh
+from miner.acquire.github import (
     Enumeration,
     GithubNotFound,
     GithubRequestRejected,

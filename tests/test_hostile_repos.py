@@ -36,11 +36,11 @@ from gitrepos import (
     remove_blob,
     sorted_findings,
 )
-from miner.clone import clone_repository
-from miner.detect.rules import load_rules
-from miner.domain import Category, FileKind, FileStatus, MiningResult, RunStatus
-from miner.pipeline import mine_commit
-from miner.settings import LimitSettings
+from miner.acquire.clone import clone_repository
+from miner.core.rules import load_rules
+from miner.core.domain import Category, FileKind, FileStatus, MiningResult, RunStatus
+from miner.analyse.pipeline import mine_commit
+from miner.core.settings import LimitSettings
 
 C = Category
 CALL = "import mlflow\nmlflow.log_param('a', 1)\n"

@@ -1,4 +1,4 @@
-"""Children that die with their parent and hold none of its connections (miner.lifeline).
+"""Children that die with their parent and hold none of its connections (miner.core.lifeline).
 
 Each test starts a real process that does what a worker does (opens a PostgreSQL connection,
 starts the parser child, reads blobs with git cat-file, clones over HTTP), kills it with
@@ -23,12 +23,12 @@ from gitrepos import make_repo
 from proctree import children, descendants, descriptor_targets, in_group, is_alive, socket_of, with_marker
 from sqlalchemy.engine import make_url
 
-from miner.detect.detector import Detector
-from miner.detect.rules import load_rules
-from miner.gitread import CommitReader
-from miner.lifeline import HelperProcessKilled
-from miner.sandbox import ParserSandbox
-from miner.sources import load_source
+from miner.analyse.detect.detector import Detector
+from miner.core.rules import load_rules
+from miner.analyse.gitread import CommitReader
+from miner.core.lifeline import HelperProcessKilled
+from miner.analyse.sandbox import ParserSandbox
+from miner.analyse.sources import load_source
 
 ROOT = Path(__file__).resolve().parent.parent
 TRACKED = load_source("train.py", b"import mlflow\nmlflow.log_param('lr', 0.1)\nmlflow.log_metric('acc', 1)\n")
@@ -76,10 +76,10 @@ def test_the_parser_child_keeps_no_descriptor_of_its_parent(postgres_url: str) -
 def test_the_parser_child_dies_when_its_parent_is_killed(tmp_path: Path) -> None:
     parent = _script(tmp_path, """
         import json, time
-        from miner.detect.detector import Detector
-        from miner.detect.rules import load_rules
-        from miner.sandbox import ParserSandbox
-        from miner.sources import load_source
+        from miner.analyse.detect.detector import Detector
+        from miner.core.rules import load_rules
+        from miner.analyse.sandbox import ParserSandbox
+        from miner.analyse.sources import load_source
         sandbox = ParserSandbox(Detector(load_rules("mlflow")), timeout_s=30)
         sandbox.analyse(load_source("a.py", b"import mlflow\\nmlflow.autolog()\\n"))
         print(json.dumps({"child": sandbox.child_pid}), flush=True)
@@ -109,7 +109,7 @@ def test_git_cat_file_dies_with_its_parent_even_when_another_process_holds_its_p
     built = make_repo(tmp_path / "repo", {"train.py": "import mlflow\n"})
     parent = _script(tmp_path, f"""
         import json, os, time
-        from miner.gitread import CommitReader
+        from miner.analyse.gitread import CommitReader
         reader = CommitReader({str(built.path)!r})
         blob = next(entry for entry in reader.entries() if entry.path == "train.py")
         assert reader.read(blob.sha) == b"import mlflow\\n"
@@ -150,8 +150,8 @@ def test_a_clone_dies_with_its_parent_helpers_and_all(tmp_path: Path) -> None:
         parent = _script(tmp_path, f"""
             import json
             from pathlib import Path
-            from miner.clone import clone_repository
-            from miner.settings import LimitSettings
+            from miner.acquire.clone import clone_repository
+            from miner.core.settings import LimitSettings
             print(json.dumps({{"pid": __import__("os").getpid()}}), flush=True)
             clone_repository({server.url_for(built.path)!r}, Path({str(tmp_path / 'clone.git')!r}), LimitSettings())
         """, "clone")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from miner.web.links import commit_url, file_url, finding_url, location, repository_url
+from miner.present.web.links import commit_url, file_url, finding_url, location, repository_url
 
 GITHUB = "https://github.com"
 

@@ -100,7 +100,7 @@ def test_an_unopenable_sqlite_file_is_unavailable(tmp_path: Path) -> None:
 
 
 def test_open_session_takes_settings(tmp_path: Path) -> None:
-    from miner.settings import Settings
+    from miner.core.settings import Settings
 
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'settings.db'}")
     with open_session(settings) as session:

@@ -13,7 +13,7 @@ import libcst as cst
 import pytest
 
 from gitrepos import file_result, finding, findings_in, lines, mine_tree, notebook_v3, notebook_v4
-from miner.domain import Category, FileKind, FileStatus, MiningResult, RunStatus
+from miner.core.domain import Category, FileKind, FileStatus, MiningResult, RunStatus
 
 C = Category
 NB = "analysis.ipynb"

@@ -11,10 +11,10 @@ import libcst as cst
 import pytest
 
 import miner
-from miner.detect.detector import Detector
-from miner.detect.rules import load_rules
-from miner.parser_tuning import collector_paused, node_classes, plain_init, tuned_parser
-from miner.sources import python_file
+from miner.analyse.detect.detector import Detector
+from miner.core.rules import load_rules
+from miner.analyse.parser_tuning import collector_paused, node_classes, plain_init, tuned_parser
+from miner.analyse.sources import python_file
 
 SNIPPETS = [
     "import mlflow as ml\nfrom mlflow import log_param as lp, log_metric\n\n"

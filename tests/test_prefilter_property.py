@@ -1,4 +1,4 @@
-"""Properties of the pure core (miner.sources + miner.detect), checked on generated sources.
+"""Properties of the pure core (miner.analyse.sources + miner.analyse.detect), checked on generated sources.
 
 (a) The prefilter is only a shortcut: a detector forced to parse every file (Detector.needs_parse
     patched to always answer True, which disables the shortcut and nothing else) finds exactly
@@ -21,11 +21,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from libcst.metadata import MetadataWrapper, PositionProvider
 
-from miner.detect.detector import Detector, FileAnalysis
-from miner.detect.rules import load_rules
-from miner.detect.walk import gather
-from miner.domain import Category
-from miner.sources import SourceFile
+from miner.analyse.detect.detector import Detector, FileAnalysis
+from miner.core.rules import load_rules
+from miner.analyse.detect.walk import gather
+from miner.core.domain import Category
+from miner.analyse.sources import SourceFile
 
 DETECTOR = Detector(load_rules())
 PROPERTY_SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -21,7 +21,7 @@ from usage_corpus import (
     seed,
 )
 
-from miner.charts import (
+from miner.present.charts import (
     GENERIC_AUTOLOG,
     Chart,
     autolog_flavor_counts,
@@ -29,8 +29,8 @@ from miner.charts import (
     render_charts,
 )
 from miner.cli import app
-from miner.report import write_report
-from miner.stats import compute_stats, finding_rows
+from miner.present.report import write_report
+from miner.present.stats import compute_stats, finding_rows
 from schema.filters import Filters
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from miner import sandbox as sandbox_mod
-from miner.detect.detector import Detector
-from miner.detect.rules import load_rules
-from miner.sandbox import ParserSandbox, close_shared_sandbox, shared_sandbox
-from miner.settings import LimitSettings
-from miner.sources import python_file
+from miner.analyse import sandbox as sandbox_mod
+from miner.analyse.detect.detector import Detector
+from miner.core.rules import load_rules
+from miner.analyse.sandbox import ParserSandbox, close_shared_sandbox, shared_sandbox
+from miner.core.settings import LimitSettings
+from miner.analyse.sources import python_file
 from tests.gitrepos import make_repo, mine
 
 RULES = load_rules()

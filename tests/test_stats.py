@@ -1,4 +1,4 @@
-"""miner.stats on SQLite and PostgreSQL, against numbers worked out by hand.
+"""miner.present.stats on SQLite and PostgreSQL, against numbers worked out by hand.
 
 The corpus: five repositories mined successfully and one whose clone failed.
 
@@ -21,11 +21,11 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlmodel import Session
 
-from miner.detect.rules import load_rules
-from miner.domain import Category, FileKind, FileStatus, MiningResult, RunStatus
-from miner.domain import FileResult as FileOutcome
-from miner.domain import Finding as Call
-from miner.stats import compute_stats, finding_rows, repository_usage, wilson_interval
+from miner.core.rules import load_rules
+from miner.core.domain import Category, FileKind, FileStatus, MiningResult, RunStatus
+from miner.core.domain import FileResult as FileOutcome
+from miner.core.domain import Finding as Call
+from miner.present.stats import compute_stats, finding_rows, repository_usage, wilson_interval
 from schema import store
 
 RULES = load_rules()

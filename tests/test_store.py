@@ -9,17 +9,17 @@ import pytest
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from miner.detect.rules import load_rules
-from miner.domain import (
+from miner.core.rules import load_rules
+from miner.core.domain import (
     Category,
     FileKind,
     FileStatus,
     MiningResult,
     RunStatus,
 )
-from miner.domain import FileResult as FileOutcome
-from miner.domain import Finding as Call
-from miner.stats import compute_stats
+from miner.core.domain import FileResult as FileOutcome
+from miner.core.domain import Finding as Call
+from miner.present.stats import compute_stats
 from schema import store
 from schema.db import open_session
 from schema.models import CrawlStatus, FileResult, Finding, MiningRun, Repository

@@ -36,9 +36,9 @@ NOT_FILES = (re.compile(r"^/dev/null$"), re.compile(r"^/dev/shm/sem\.[\w.-]+$"))
 
 MINE_SERIES = """
 import json, sys
-from miner.mining import mine_target
-from miner.settings import LimitSettings, Settings
-from miner.targets import Target
+from miner.orchestrate.mining import mine_target
+from miner.core.settings import LimitSettings, Settings
+from miner.acquire.targets import Target
 
 cases, work = json.loads(sys.argv[1]), sys.argv[2]
 outcomes = {}

@@ -23,10 +23,10 @@ from datetime import datetime, timedelta, timezone
 
 from sqlmodel import Session
 
-from miner.detect.rules import load_rules
-from miner.domain import Category, FileKind, FileStatus, MiningResult, RunStatus
-from miner.domain import FileResult as FileOutcome
-from miner.domain import Finding as Call
+from miner.core.rules import load_rules
+from miner.core.domain import Category, FileKind, FileStatus, MiningResult, RunStatus
+from miner.core.domain import FileResult as FileOutcome
+from miner.core.domain import Finding as Call
 from schema import store
 from schema.models import Crawl
 

@@ -8,8 +8,8 @@ import os
 from celery import Celery
 from celery.signals import worker_process_init
 
-from miner.lifeline import die_with_parent
-from miner.settings import Settings, load_settings
+from miner.core.lifeline import die_with_parent
+from miner.core.settings import Settings, load_settings
 from workers.schedule import beat_schedule
 
 
@@ -64,7 +64,7 @@ def _pool_child_dies_with_worker(**_: object) -> None:
     """A pool child outlives a worker killed with `kill -9` (billiard notices only between
     tasks), still mining and holding its database connection: the kernel kills it with the
     worker instead, its task is redelivered, and its parser child and git helpers die with it
-    (miner.lifeline). Pool children are also daemonic, which would stop a local process pool
+    (miner.core.lifeline). Pool children are also daemonic, which would stop a local process pool
     from starting in one; the flag only guards against orphans, which this makes impossible."""
     die_with_parent(os.getppid())
     multiprocessing.current_process()._config["daemon"] = False  # type: ignore[attr-defined]

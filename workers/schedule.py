@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery.schedules import crontab
 
-from miner.settings import Settings
+from miner.core.settings import Settings
 
 
 def parse_cron(expression: str) -> crontab:

@@ -1,7 +1,7 @@
 """Thin tasks: load by id, call miner, store. Retries only for transient faults.
 
 A repository's own failures (clone failed, too large, timed out, unparsable files) are recorded
-outcomes inside `miner.jobs.mine_repository`, never exceptions here; what reaches Celery is a
+outcomes inside `miner.orchestrate.jobs.mine_repository`, never exceptions here; what reaches Celery is a
 database that cannot be reached or GitHub failing past its own retries, and only those retry.
 """
 
@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from sqlalchemy.exc import OperationalError
 
-from miner import jobs
-from miner.crawl import CrawlPlan
-from miner.github import TransientGithubError
-from miner.settings import load_settings
+from miner.orchestrate import jobs
+from miner.acquire.crawl import CrawlPlan
+from miner.acquire.github import TransientGithubError
+from miner.core.settings import load_settings
 from schema.db import DatabaseUnavailable
 from workers.celery import app
 
@@ -45,7 +45,7 @@ def crawl_topics(topics: list[str], query: str = "", limit: int | None = None) -
 
     The nightly beat entry sends this; `miner crawl` with a broker does the same in the CLI.
     """
-    from miner.crawl import start_crawl
+    from miner.acquire.crawl import start_crawl
 
     plan = start_crawl(load_settings(), topics=topics, query=query, limit=limit)
     enqueue_plan(plan)

@@ -45,7 +45,7 @@ def _database_url() -> str:
     url = config.get_main_option("sqlalchemy.url")
     if url:
         return url
-    from miner.settings import load_settings
+    from miner.core.settings import load_settings
 
     return load_settings().database_url
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import git
 
-from miner.lifeline import HelperProcessKilled, dies_with_this_process
+from miner.core.lifeline import HelperProcessKilled, dies_with_this_process
 
 SYMLINK_MODE = 0o120000
 SUBMODULE_MODE = 0o160000
@@ -80,7 +80,7 @@ class BlobReader:
     """One `git cat-file --batch` for a repository: blob contents by id, one process for all.
 
     Our own rather than GitPython's persistent cat-file so that it dies with the process that
-    started it (see `miner.lifeline`) and so that its death is told apart from a missing blob: a
+    started it (see `miner.core.lifeline`) and so that its death is told apart from a missing blob: a
     dead helper raises HelperProcessKilled (retried), a missing object ValueError (recorded).
     """
 

@@ -44,8 +44,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
-from miner.detect.rules import Rules
-from miner.domain import Category, FileStatus, RunStatus
+from miner.core.rules import Rules
+from miner.core.domain import Category, FileStatus, RunStatus
 from schema.filters import Filters, has_repository_conditions, merge_crawl, repository_conditions
 from schema.models import Crawl, FileResult, Finding, MiningRun, Repository, RunUsage
 from schema.store import latest_runs

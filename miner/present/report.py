@@ -17,9 +17,9 @@ from typing import Any
 from sqlmodel import Session
 
 from miner import __version__
-from miner.charts import Chart, chart_card, render_charts
-from miner.detect.rules import Rules
-from miner.web import templates
+from miner.present.charts import Chart, chart_card, render_charts
+from miner.core.rules import Rules
+from miner.present.web import templates
 from schema.filters import Filters
 
 INDEX = "index.html"
@@ -75,7 +75,7 @@ def write_report(
     generated_at: datetime | None = None,
 ) -> ReportFiles:
     """Query, draw and write `index.html`, one PNG per chart and `stats.json` into `out_dir`."""
-    from miner.stats import compute_stats, failure_rows
+    from miner.present.stats import compute_stats, failure_rows
 
     generated_at = generated_at or datetime.now(timezone.utc)
     stats = compute_stats(session=session, rules=rules, filters=filters)

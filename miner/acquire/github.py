@@ -29,7 +29,7 @@ import requests
 from github import Auth, Github
 from github.GithubException import GithubException, UnknownObjectException
 
-from miner.settings import GithubSettings
+from miner.core.settings import GithubSettings
 
 logger = logging.getLogger(__name__)
 

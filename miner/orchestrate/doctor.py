@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
-from miner.settings import Settings
+from miner.core.settings import Settings
 
 
 class Verdict(str, Enum):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from miner.charts import percent
+from miner.present.charts import percent
 
 templates = Environment(
-    loader=PackageLoader("miner.web", "templates"),
+    loader=PackageLoader("miner.present.web", "templates"),
     autoescape=select_autoescape(["html", "j2"]),
 )
 templates.globals["percent"] = percent

@@ -8,12 +8,12 @@ from importlib import resources
 
 import yaml
 
-from miner.domain import Category
+from miner.core.domain import Category
 
 
 @dataclass(frozen=True)
 class Rules:
-    """A tracker's detection rules, loaded from miner/detect/rules/<name>.yaml."""
+    """A tracker's detection rules, loaded from miner/core/rules/<name>.yaml."""
 
     name: str
     version: str
@@ -81,5 +81,5 @@ def load_rules(name: str = "mlflow") -> Rules:
     if name.endswith((".yaml", ".yml")):
         with open(name, encoding="utf-8") as handle:
             return _parse(yaml.safe_load(handle))
-    text = resources.files("miner.detect").joinpath("rules", f"{name}.yaml").read_text("utf-8")
+    text = resources.files("miner.core").joinpath("rules", f"{name}.yaml").read_text("utf-8")
     return _parse(yaml.safe_load(text))

@@ -6,9 +6,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from miner.clone import CloneError, remote_head
-from miner.lifeline import HelperProcessKilled
-from miner.settings import Settings
+from miner.acquire.clone import CloneError, remote_head
+from miner.core.lifeline import HelperProcessKilled
+from miner.core.settings import Settings
 
 
 @dataclass
@@ -42,7 +42,7 @@ def start_crawl(
     A repository is skipped as unchanged when its default-branch HEAD (read with `git ls-remote`,
     no clone) equals the commit of its last successful run.
     """
-    from miner.github import enumerate_repositories
+    from miner.acquire.github import enumerate_repositories
     from schema.crawls import record_plan
     from schema.db import open_session
     from schema.models import CrawlStatus

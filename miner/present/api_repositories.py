@@ -2,7 +2,7 @@
 
 The repository list is sorted and paged in SQL (`sort`, `order`, `page`, `per_page`) under the
 shared filters plus `uses` / `not_uses`; one repository comes with its runs, failures and a page
-of findings, each finding with its link on GitHub. The HTML pages (`miner.web.pages`) call the
+of findings, each finding with its link on GitHub. The HTML pages (`miner.present.web.pages`) call the
 same functions with the same dependencies, so a page and its JSON are one answer.
 """
 
@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from pydantic import BaseModel
 from sqlmodel import Session
 
-from miner.api import (
+from miner.present.api import (
     MAX_PAGE,
     MAX_PER_PAGE,
     NO_NUL,
@@ -29,8 +29,8 @@ from miner.api import (
     SessionDep,
     invalid_query,
 )
-from miner.browse import RepositorySort, SortOrder
-from miner.detect.rules import Rules
+from miner.present.browse import RepositorySort, SortOrder
+from miner.core.rules import Rules
 from schema.filters import Filters
 
 DETAIL_FINDINGS = 500           # a repository's findings per page (its page and its API)
@@ -41,7 +41,7 @@ router = APIRouter(tags=["repositories"])
 # ------------------------------------------------------------------------- dependencies
 
 def _check_usage(field: str, values: Sequence[str], rules: Rules) -> tuple[str, ...]:
-    from miner.stats import usage_keys
+    from miner.present.stats import usage_keys
 
     known = usage_keys(rules)
     for value in values:
@@ -101,8 +101,8 @@ NamePath = Annotated[str, Path(max_length=200, pattern=NO_NUL)]
 def repository_list(session: Session, rules: Rules, filters: Filters, page: Page, usage: Usage,
                     sort: Sort) -> dict[str, Any]:
     """A page of repository rows and their total."""
-    from miner.browse import sorted_repository_rows
-    from miner.stats import count_repositories
+    from miner.present.browse import sorted_repository_rows
+    from miner.present.stats import count_repositories
 
     rows = sorted_repository_rows(session=session, rules=rules, filters=filters, uses=usage.uses,
                                   not_uses=usage.not_uses, sort=sort.key, order=sort.order,
@@ -115,7 +115,7 @@ def repository_list(session: Session, rules: Rules, filters: Filters, page: Page
 def repository_answer(request: Request, session: Session, rules: Rules, full_name: str,
                       page: Page) -> dict[str, Any] | None:
     """One repository's detail document, or None when it was never seen."""
-    from miner.browse import repository_detail
+    from miner.present.browse import repository_detail
 
     detail = repository_detail(session=session, rules=rules, full_name=full_name,
                                web_url=request.app.state.settings.github.web_url,

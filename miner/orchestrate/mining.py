@@ -9,13 +9,13 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from datetime import datetime, timezone
 from typing import TypeVar
 
-from miner.clone import CloneError
-from miner.lifeline import HelperProcessKilled, die_with_parent
-from miner.detect.rules import load_rules
-from miner.domain import MiningResult, RunStatus
-from miner.pipeline import mine_commit
-from miner.settings import Settings
-from miner.targets import Target, materialise
+from miner.acquire.clone import CloneError
+from miner.core.lifeline import HelperProcessKilled, die_with_parent
+from miner.core.rules import load_rules
+from miner.core.domain import MiningResult, RunStatus
+from miner.analyse.pipeline import mine_commit
+from miner.core.settings import Settings
+from miner.acquire.targets import Target, materialise
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -1,6 +1,6 @@
 """The dashboard's evidence pages: the repositories table and one repository's page.
 
-Both render what the API answers (`miner.api_repositories`), with the same filters, sorting and
+Both render what the API answers (`miner.present.api_repositories`), with the same filters, sorting and
 paging; every link keeps the query it came from. Repository names and paths reach the HTML
 only through Jinja's autoescaping and, inside URLs, percent-quoting.
 """
@@ -15,8 +15,8 @@ from urllib.parse import quote, urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from miner.api import FiltersDep, Page, PageDep, RulesDep, SessionDep
-from miner.api_repositories import (
+from miner.present.api import FiltersDep, Page, PageDep, RulesDep, SessionDep
+from miner.present.api_repositories import (
     FindingsPageDep,
     NamePath,
     OwnerPath,
@@ -25,11 +25,11 @@ from miner.api_repositories import (
     repository_answer,
     repository_list,
 )
-from miner.browse import RepositorySort, default_order
-from miner.detect.rules import Rules
-from miner.stats import HEADLINE
-from miner.web import templates
-from miner.web.links import commit_url, file_url, is_notebook, location, repository_url
+from miner.present.browse import RepositorySort, default_order
+from miner.core.rules import Rules
+from miner.present.stats import HEADLINE
+from miner.present.web import templates
+from miner.present.web.links import commit_url, file_url, is_notebook, location, repository_url
 
 router = APIRouter(tags=["dashboard"])
 
@@ -71,7 +71,7 @@ def repositories_page(request: Request, session: SessionDep, rules: RulesDep,
                       filters: FiltersDep, page: PageDep, usage: UsageDep,
                       sort: SortDep) -> HTMLResponse:
     """Repositories with their usage profile and last run: sortable, filterable, paged."""
-    from miner.browse import repositories_without_ok_run
+    from miner.present.browse import repositories_without_ok_run
 
     answer = repository_list(session, rules, filters, page, usage, sort)
     unmined, unmined_count = repositories_without_ok_run(session=session, filters=filters,

@@ -3,7 +3,7 @@
 Figures are built with the object API (`Figure` on an Agg canvas), never through pyplot: pyplot
 keeps global state, and the API renders charts on several threads at once. The drawing
 functions take plain numbers and never touch the database; `render_charts` gathers the numbers
-through `miner.stats` (so the CLI filters apply) and draws the charts asked for.
+through `miner.present.stats` (so the CLI filters apply) and draws the charts asked for.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from sqlmodel import Session
 
-from miner.detect.rules import Rules
-from miner.domain import Category
+from miner.core.rules import Rules
+from miner.core.domain import Category
 from schema.filters import Filters
 
 # Colours of the seed study's palette: used / not used, then the bars' single colour.
@@ -304,7 +304,7 @@ def render_charts(
     stats: Mapping[str, Any] | None = None,
 ) -> dict[Chart, bytes]:
     """PNG bytes of each chart asked for; each number is read once, and only when needed."""
-    from miner import stats as queries
+    from miner.present import stats as queries
 
     wanted = list(dict.fromkeys(Chart(chart) for chart in charts))
     needs_stats = {Chart.headline, Chart.apis, Chart.categories, Chart.autolog_flavors}

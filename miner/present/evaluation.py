@@ -6,8 +6,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from miner.detect.rules import Rules
-from miner.domain import Category, Finding
+from miner.core.rules import Rules
+from miner.core.domain import Category, Finding
 
 CallKey = tuple[str, int | None, int, str]  # (path, cell, line, api)
 

@@ -24,11 +24,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from miner.domain import RunStatus
-from miner.gitread import path_text
-from miner.lifeline import HelperProcessKilled, dies_with_this_process
-from miner.settings import LimitSettings
-from miner.sources import is_vendored, source_kind
+from miner.core.domain import RunStatus
+from miner.analyse.gitread import path_text
+from miner.core.lifeline import HelperProcessKilled, dies_with_this_process
+from miner.core.settings import LimitSettings
+from miner.analyse.sources import is_vendored, source_kind
 
 _SAFE_ENV = {
     "GIT_TERMINAL_PROMPT": "0",  # never wait for credentials
@@ -50,7 +50,7 @@ _SAFE_CONFIG = (
 )
 
 # git starts helpers of its own (remote-https, index-pack) that would outlive it: each git runs
-# under a shell that the kernel sends SIGTERM when our process dies (miner.lifeline), and that
+# under a shell that the kernel sends SIGTERM when our process dies (miner.core.lifeline), and that
 # then kills its whole process group, git's helpers included.
 _GROUP_GUARD = ["sh", "-c", 'trap "kill -KILL 0" TERM; exec 3<&0; "$@" <&3 3<&- & exec 3<&-; wait $!',
                 "miner-git"]   # POSIX sh (bash opens /dev/tty); stdin handed to git through fd 3

@@ -13,11 +13,11 @@ from datetime import datetime, timezone
 from sqlalchemy.exc import OperationalError
 
 from miner import __version__
-from miner.detect.rules import load_rules
-from miner.domain import MiningResult, RunStatus
-from miner.mining import mine_target
-from miner.settings import Settings
-from miner.targets import Target
+from miner.core.rules import load_rules
+from miner.core.domain import MiningResult, RunStatus
+from miner.orchestrate.mining import mine_target
+from miner.core.settings import Settings
+from miner.acquire.targets import Target
 
 log = logging.getLogger(__name__)
 STORE_ATTEMPTS = 3

@@ -6,14 +6,14 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
-from miner.detect.detector import FileAnalysis
-from miner.detect.rules import Rules
-from miner.domain import FileKind, FileResult, FileStatus, Finding, MiningResult, RunStatus
-from miner.gitread import CommitReader, RevisionNotFound, TreeEntry
-from miner.lifeline import HelperProcessKilled
-from miner.sandbox import shared_sandbox
-from miner.settings import LimitSettings
-from miner.sources import NotPythonSource, SourceError, SourceFile, is_lfs_pointer, is_vendored, load_source, source_kind
+from miner.analyse.detect.detector import FileAnalysis
+from miner.core.rules import Rules
+from miner.core.domain import FileKind, FileResult, FileStatus, Finding, MiningResult, RunStatus
+from miner.analyse.gitread import CommitReader, RevisionNotFound, TreeEntry
+from miner.core.lifeline import HelperProcessKilled
+from miner.analyse.sandbox import shared_sandbox
+from miner.core.settings import LimitSettings
+from miner.analyse.sources import NotPythonSource, SourceError, SourceFile, is_lfs_pointer, is_vendored, load_source, source_kind
 
 
 def _now() -> datetime:

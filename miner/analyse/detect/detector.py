@@ -8,11 +8,11 @@ import re
 
 import libcst as cst
 
-from miner.detect.names import Bindings, dotted_name
-from miner.detect.rules import Rules
-from miner.detect.walk import CallSite, Gathered, gather
-from miner.domain import Finding
-from miner.sources import SourceFile
+from miner.analyse.detect.names import Bindings, dotted_name
+from miner.core.rules import Rules
+from miner.analyse.detect.walk import CallSite, Gathered, gather
+from miner.core.domain import Finding
+from miner.analyse.sources import SourceFile
 
 
 @dataclass(frozen=True)

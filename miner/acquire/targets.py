@@ -12,8 +12,8 @@ from pathlib import Path
 
 import git
 
-from miner.clone import CloneError, clone_repository
-from miner.settings import Settings
+from miner.acquire.clone import CloneError, clone_repository
+from miner.core.settings import Settings
 
 _OWNER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*/[A-Za-z0-9._-]+$")
 _URL_NAME = re.compile(r"[:/]([^/:]+)/([^/]+?)(?:\.git)?/?$")

@@ -13,7 +13,7 @@ accumulates bounded.
 
 The child is forked while its parent may hold a database connection, the broker connection and
 git pipes. It closes all of them at once and keeps only its own pipe end, and the kernel kills it
-when its parent dies (see `miner.lifeline`): a killed worker leaves no parser behind holding its
+when its parent dies (see `miner.core.lifeline`): a killed worker leaves no parser behind holding its
 transaction open.
 """
 
@@ -29,11 +29,11 @@ import sys
 import time
 from multiprocessing.connection import Connection
 
-from miner.detect.detector import Detector, FileAnalysis, UnparsableCell
-from miner.detect.rules import Rules
-from miner.lifeline import close_inherited_descriptors, die_with_parent, parent_is_gone
-from miner.parser_tuning import collector_paused, prepare, tune_parser
-from miner.sources import SourceFile
+from miner.analyse.detect.detector import Detector, FileAnalysis, UnparsableCell
+from miner.core.rules import Rules
+from miner.core.lifeline import close_inherited_descriptors, die_with_parent, parent_is_gone
+from miner.analyse.parser_tuning import collector_paused, prepare, tune_parser
+from miner.analyse.sources import SourceFile
 
 
 def _limit_memory(extra_mb: int) -> None:

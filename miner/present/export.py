@@ -31,7 +31,7 @@ if TYPE_CHECKING:   # the database modules load when an export runs, not with `m
     from sqlalchemy import Select
     from sqlmodel import Session
 
-    from miner.detect.rules import Rules
+    from miner.core.rules import Rules
     from schema.filters import Filters
 
 CHUNK_ROWS = 50_000
@@ -70,7 +70,7 @@ def _plain(column: Any) -> Any:
 def _repositories_table(rules: Rules, filters: Filters) -> ExportTable:
     from sqlalchemy import func
 
-    from miner.stats import repository_statement
+    from miner.present.stats import repository_statement
     from schema.models import Repository
 
     statement, latest, per_run = repository_statement(rules, filters, (), ())
@@ -97,7 +97,7 @@ def _repositories_table(rules: Rules, filters: Filters) -> ExportTable:
 def _runs_table(filters: Filters) -> ExportTable:
     from sqlalchemy import case, select
 
-    from miner.stats import failed_last_runs
+    from miner.present.stats import failed_last_runs
     from schema.models import MiningRun, Repository
     from schema.store import latest_runs
 
@@ -329,7 +329,7 @@ def write_export(
     generated_at: datetime | None = None,
 ) -> dict[str, Any]:
     """Write the four tables in `fmt`, stats.json and dataset.json into `out_dir`; return the card."""
-    from miner.stats import compute_stats
+    from miner.present.stats import compute_stats
     from schema.filters import merge_crawl
 
     fmt = ExportFormat(fmt)

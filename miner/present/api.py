@@ -1,13 +1,13 @@
 """The read-only HTTP API and the dashboard: `miner serve` runs `create_app(settings)`.
 
-Every route is a GET over the same queries as the CLI (`miner.stats`, `schema.crawls`), with the
+Every route is a GET over the same queries as the CLI (`miner.present.stats`, `schema.crawls`), with the
 same filters; lists answer `{"data": [...], "count": N}` with `count` the total before paging.
 Nothing here writes: there are no other methods (FastAPI answers 405), and each request's
 session is read-only in the database itself (PostgreSQL `SET TRANSACTION READ ONLY`, SQLite
 `PRAGMA query_only`), so even a bug in a query cannot change the results.
 
-The repository routes live in `miner.api_repositories` and the dashboard's evidence pages in
-`miner.web.pages`; both use the dependencies defined here.
+The repository routes live in `miner.present.api_repositories` and the dashboard's evidence pages in
+`miner.present.web.pages`; both use the dependencies defined here.
 """
 
 from __future__ import annotations
@@ -26,13 +26,13 @@ from sqlalchemy import text
 from sqlmodel import Session, select
 
 from miner import __version__
-from miner.browse import usage_profile as usage_profile  # its older home; callers import it here
-from miner.charts import Chart, chart_card, render_charts
-from miner.detect.rules import Rules, load_rules
-from miner.domain import Category, RunStatus
-from miner.settings import Settings, load_settings
-from miner.web import templates
-from miner.web.links import with_urls
+from miner.present.browse import usage_profile as usage_profile  # its older home; callers import it here
+from miner.present.charts import Chart, chart_card, render_charts
+from miner.core.rules import Rules, load_rules
+from miner.core.domain import Category, RunStatus
+from miner.core.settings import Settings, load_settings
+from miner.present.web import templates
+from miner.present.web.links import with_urls
 from schema.filters import Filters, parse_since
 from schema.models import Crawl, Finding
 
@@ -352,14 +352,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/api/stats", response_model=StatsPublic, tags=["stats"])
     def read_stats(session: SessionDep, rules: RulesDep, filters: FiltersDep) -> dict[str, Any]:
         """The headline share with its 95 % interval, per api and category usage, failures."""
-        from miner.stats import compute_stats
+        from miner.present.stats import compute_stats
 
         return compute_stats(session=session, rules=rules, filters=filters)
 
     @app.get("/api/trend", response_model=TrendPublic, tags=["stats"])
     def read_trend(session: SessionDep, rules: RulesDep) -> dict[str, Any]:
         """The headline share of each crawl, oldest first."""
-        from miner.stats import crawl_trend
+        from miner.present.stats import crawl_trend
 
         rows = crawl_trend(session=session, rules=rules)
         return {"data": rows, "count": len(rows)}
@@ -375,7 +375,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         repo: Annotated[str | None, Query(max_length=300, pattern=NO_NUL, description="Only this OWNER/NAME.")] = None,
     ) -> dict[str, Any]:
         """Findings of the latest successful run of each repository."""
-        from miner.stats import count_findings, finding_rows
+        from miner.present.stats import count_findings, finding_rows
 
         api = _check_api(session, rules, api)
         rows = finding_rows(session=session, repo=repo, api=api, filters=filters,
@@ -403,7 +403,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/", response_class=HTMLResponse, tags=["dashboard"])
     def dashboard(request: Request, session: SessionDep, rules: RulesDep, filters: FiltersDep) -> HTMLResponse:
         """The headline number and the report's charts, with the same filters as the API."""
-        from miner.stats import compute_stats
+        from miner.present.stats import compute_stats
 
         stats = compute_stats(session=session, rules=rules, filters=filters)
         page = templates.get_template("dashboard.html.j2").render(
@@ -415,8 +415,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return HTMLResponse(page)
 
     # routes in their own modules, which import this module's dependencies
-    from miner.api_repositories import router as repositories
-    from miner.web.pages import router as pages
+    from miner.present.api_repositories import router as repositories
+    from miner.present.web.pages import router as pages
 
     app.include_router(repositories)
     app.include_router(pages)
