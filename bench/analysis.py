@@ -59,7 +59,8 @@ from miner.analyse.parser_tuning import collector_paused, tuned_parser
 from miner.analyse.pipeline import mine_commit
 from miner.analyse.sandbox import close_shared_sandbox
 from miner.core.settings import LimitSettings
-from miner.analyse.sources import SourceError, is_vendored, load_source, source_kind
+from miner.analyse.sources import SourceError, load_source
+from miner.core.paths import is_vendored, source_kind
 
 MB = 1_000_000
 SEED_WORDS = (b"log_param", b"log_metric", b"autolog")
@@ -855,7 +856,7 @@ def main(argv: list[str] | None = None) -> int:
     fig["per_repo_seconds"] = {r.name: round(per_repo[r.name], 4) for r in repos}
     if "parallel" not in args.skip:
         # in the order a crawl hands repositories out: largest first by repository size (GitHub's
-        # size_kb there, the git directory's bytes here), as miner.acquire.crawl and `miner eval` do
+        # size_kb there, the git directory's bytes here), as miner.orchestrate.crawl and `miner eval` do
         by_size = sorted(repos, key=lambda r: -r.git_dir_bytes)
         log(f"ours, run_parallel workers={args.workers}, largest repositories first (best of {args.repeat})")
         t_par = best_of(args.repeat, lambda: run_ours(by_size, args.workers))

@@ -38,7 +38,7 @@ from crawl_fixtures import TOPIC, CorpusRepo, allow_partial_clone, register  # n
 from github_fake import FakeGithub  # noqa: E402
 from gitrepos import make_repo, notebook_v4  # noqa: E402
 
-from miner.acquire.crawl import start_crawl  # noqa: E402
+from miner.orchestrate.crawl import start_crawl  # noqa: E402
 from miner.orchestrate.jobs import mine_repository  # noqa: E402
 from miner.orchestrate.mining import run_parallel  # noqa: E402
 from miner.core.settings import GithubSettings, Settings  # noqa: E402

@@ -398,7 +398,7 @@ def crawl(
     With a broker (MINER_BROKER_URL) this only enqueues, and `celery -A workers worker` mines;
     without one it mines here, in a local pool running the same task code.
     """
-    from miner.acquire.crawl import start_crawl
+    from miner.orchestrate.crawl import start_crawl
     from miner.orchestrate.jobs import mine_repository
     from schema.db import DatabaseUnavailable
 

@@ -239,7 +239,7 @@ def test_an_unreachable_broker_fails_the_crawl_in_one_line(tmp_path: Path) -> No
 
 def test_the_plan_lists_the_largest_repositories_first(tmp_path: Path) -> None:
     """A pool finishes with its longest job: the big repositories go first, ties keep GitHub's order."""
-    from miner.acquire.crawl import start_crawl
+    from miner.orchestrate.crawl import start_crawl
     from miner.core.settings import Settings
     from schema.db import open_session
     from schema.models import Repository

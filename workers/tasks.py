@@ -10,7 +10,7 @@ from __future__ import annotations
 from sqlalchemy.exc import OperationalError
 
 from miner.orchestrate import jobs
-from miner.acquire.crawl import CrawlPlan
+from miner.orchestrate.crawl import CrawlPlan
 from miner.acquire.github import TransientGithubError
 from miner.core.settings import load_settings
 from schema.db import DatabaseUnavailable
@@ -45,7 +45,7 @@ def crawl_topics(topics: list[str], query: str = "", limit: int | None = None) -
 
     The nightly beat entry sends this; `miner crawl` with a broker does the same in the CLI.
     """
-    from miner.acquire.crawl import start_crawl
+    from miner.orchestrate.crawl import start_crawl
 
     plan = start_crawl(load_settings(), topics=topics, query=query, limit=limit)
     enqueue_plan(plan)

@@ -25,10 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from miner.core.domain import RunStatus
-from miner.analyse.gitread import path_text
 from miner.core.lifeline import HelperProcessKilled, dies_with_this_process
 from miner.core.settings import LimitSettings
-from miner.analyse.sources import is_vendored, source_kind
+from miner.core.paths import is_vendored, path_text, source_kind
 
 _SAFE_ENV = {
     "GIT_TERMINAL_PROMPT": "0",  # never wait for credentials

@@ -14,6 +14,7 @@ from pathlib import Path
 import git
 
 from miner.core.lifeline import HelperProcessKilled, dies_with_this_process
+from miner.core.paths import path_text
 
 SYMLINK_MODE = 0o120000
 SUBMODULE_MODE = 0o160000
@@ -47,15 +48,6 @@ def ls_tree_records(data: bytes) -> Iterator[tuple[int, str, bytes, int | None]]
         mode, _type, object_id, size = meta.split(maxsplit=3)
         size = size.strip()
         yield int(mode, 8), object_id.decode("ascii"), path, int(size) if size.isdigit() else None
-
-
-def path_text(raw: bytes) -> str:
-    """A tree path as text every store accepts: bytes that are not UTF-8 become `\\xNN` escapes
-    (never lone surrogates, which PostgreSQL and UTF-8 encoders refuse)."""
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return raw.decode("utf-8", "backslashreplace")
 
 
 @dataclass(frozen=True)

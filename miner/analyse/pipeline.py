@@ -13,7 +13,8 @@ from miner.analyse.gitread import CommitReader, RevisionNotFound, TreeEntry
 from miner.core.lifeline import HelperProcessKilled
 from miner.analyse.sandbox import shared_sandbox
 from miner.core.settings import LimitSettings
-from miner.analyse.sources import NotPythonSource, SourceError, SourceFile, is_lfs_pointer, is_vendored, load_source, source_kind
+from miner.analyse.sources import NotPythonSource, SourceError, SourceFile, is_lfs_pointer, load_source
+from miner.core.paths import is_vendored, source_kind
 
 
 def _now() -> datetime:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Literal
 
-VENDORED_FOLDERS = frozenset({"site-packages", "dist-packages", "node_modules", ".git"})
+from miner.core.paths import is_vendored, source_kind
 
 _MAGIC_LINE = re.compile(r"^[ \t]*[%!]")
 _INDENT = re.compile(r"^[ \t]*")
@@ -55,19 +55,6 @@ _LFS_POINTER_PREFIXES = (b"version https://git-lfs.github.com/spec/", b"version 
 def is_lfs_pointer(data: bytes) -> bool:
     """A Git LFS pointer stands in for a file kept outside git: the source itself is not here."""
     return len(data) < 1024 and data.startswith(_LFS_POINTER_PREFIXES) and b"\noid sha256:" in data
-
-
-def is_vendored(path: str) -> bool:
-    """Paths inside site-packages, node_modules, ... are not the project's own code."""
-    return any(part in VENDORED_FOLDERS for part in path.split("/")[:-1])
-
-
-def source_kind(path: str) -> Literal["py", "ipynb"] | None:
-    if path.endswith(".py"):
-        return "py"
-    if path.endswith(".ipynb"):
-        return "ipynb"
-    return None
 
 
 def decode_python(data: bytes) -> str:
