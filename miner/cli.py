@@ -17,7 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from miner import __version__
 from miner.detect.rules import load_rules
-from miner.domain import MiningResult, RunStatus
+from miner.domain import LATEST_SPEC, SPEC_VERSIONS, MiningResult, RunStatus
 from miner.jobs import store_result
 from miner.evaluation import EvalReport, api_table, find_git_dir, score_repository
 from miner.export import ExportFormat
@@ -125,8 +125,9 @@ def mine(
 def with_filters(command: Callable[..., None]) -> Callable[..., None]:
     """Give a query command the shared filter options, handed to it as one `filters: Filters`.
 
-    --topic, --min-stars, --exclude-forks, --exclude-archived, --crawl ID, --since DATE: the
-    same set for stats, findings, repos and export (and the same names as the API's).
+    --topic, --min-stars, --exclude-forks, --exclude-archived, --crawl ID, --since DATE,
+    --spec 1|2: the same set for stats, findings, repos, export and report (and the same names
+    as the API's).
     """
     signature = inspect.signature(command)
     # Typer reads the evaluated annotations; `filters` is ours to fill and never evaluated, so
@@ -143,7 +144,8 @@ def with_filters(command: Callable[..., None]) -> Callable[..., None]:
 
     @functools.wraps(command)
     def run(*args: Any, topic: str | None, min_stars: int | None, exclude_forks: bool,
-            exclude_archived: bool, crawl: int | None, since: str | None, **kwargs: Any) -> None:
+            exclude_archived: bool, crawl: int | None, since: str | None, spec: int,
+            **kwargs: Any) -> None:
         from schema.filters import Filters, parse_since
 
         try:
@@ -152,7 +154,8 @@ def with_filters(command: Callable[..., None]) -> Callable[..., None]:
             _query_error(f"--since: {exc}")
             return
         filters = Filters(topic=topic, min_stars=min_stars, exclude_forks=exclude_forks,
-                          exclude_archived=exclude_archived, crawl_id=crawl, since=since_at)
+                          exclude_archived=exclude_archived, crawl_id=crawl, since=since_at,
+                          spec=spec)
         command(*args, filters=filters, **kwargs)
 
     parameters = [*own, *added]
@@ -168,6 +171,7 @@ _FILTER_OPTIONS: list[tuple[str, Any, Any]] = [
     ("exclude_archived", Annotated[bool, typer.Option("--exclude-archived", help="Leave archived repositories out.", rich_help_panel="Filters")], False),
     ("crawl", Annotated[Optional[int], typer.Option("--crawl", metavar="ID", help="The latest successful run within this crawl (default: overall).", rich_help_panel="Filters")], None),
     ("since", Annotated[Optional[str], typer.Option(metavar="DATE", help="Only runs finished at or after this ISO date or datetime (UTC unless an offset is given).", rich_help_panel="Filters")], None),
+    ("spec", Annotated[int, typer.Option(min=SPEC_VERSIONS[0], max=LATEST_SPEC, metavar="1|2", help="Count findings under this version of the detection spec: 1 leaves out what version 2 added (cell magics, assignment aliases, computed getattr, client-annotated parameters).", rich_help_panel="Filters")], LATEST_SPEC),
 ]
 
 
@@ -214,6 +218,7 @@ def stats(format: FormatOption = Format.table, *, filters: Filters) -> None:
         document = compute_stats(session=session, rules=rules, filters=filters)
     headline = document["headline"]
     overview = [{
+        "spec": document["spec"],
         "repositories": document["repositories"],
         "headline_repositories": headline["repositories"],
         "headline_share": headline["share"],
