@@ -8,7 +8,7 @@ from sqlalchemy import case, func, update
 from sqlmodel import Session, select
 
 from miner.domain import RunStatus
-from schema.models import Crawl, CrawlStatus, MiningRun, utc_now
+from schema.models import Crawl, CrawlStatus, MiningRun, Repository, utc_now
 
 
 def record_plan(
@@ -24,6 +24,17 @@ def record_plan(
         values["finished_at"] = utc_now()
     session.exec(update(Crawl).where(Crawl.id == crawl_id).values(**values))  # type: ignore[call-overload]
     session.commit()
+
+
+def latest_rules_versions(*, session: Session, crawl_id: int) -> dict[int, str]:
+    """Repository id -> rules version of its latest successful run, for the repositories this
+    crawl saw (`last_seen_crawl_id`); a repository never mined successfully is absent."""
+    rows = session.exec(  # type: ignore[call-overload]
+        select(MiningRun.repository_id, MiningRun.rules_version)
+        .join(Repository, Repository.id == MiningRun.repository_id)
+        .where(Repository.last_seen_crawl_id == crawl_id, MiningRun.latest == True)  # noqa: E712
+    ).all()
+    return {repository_id: rules_version for repository_id, rules_version in rows}
 
 
 def crawl_progress(*, session: Session, crawl_id: int) -> dict[str, int]:
