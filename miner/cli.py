@@ -536,10 +536,19 @@ def db_upgrade() -> None:
 
 
 @app.command()
-def version() -> None:
-    """Print the tool and rules versions."""
+def version(
+    format: Annotated[Format, typer.Option("--format", "-f", help="table (one line), json or csv.")] = Format.table,
+) -> None:
+    """Print the tool version, the rules version and the detection spec version they follow."""
     settings = _settings()
-    typer.echo(f"mlflow-miner {__version__}, rules {settings.rules} {load_rules(settings.rules).version}")
+    rules = load_rules(settings.rules)
+    if format is Format.table:
+        typer.echo(f"mlflow-miner {__version__}, rules {settings.rules} {rules.version} "
+                   f"(detection spec version {rules.spec_version})")
+        return
+    info = {"tool": "mlflow-miner", "version": __version__, "rules": rules.name,
+            "rules_version": rules.version, "spec_version": rules.spec_version}
+    render_document(info, format, [("version", [info])])
 
 
 @app.command()

@@ -27,6 +27,7 @@ from typer.testing import CliRunner
 from miner.api import create_app
 from miner.cli import app
 from miner.detect.rules import load_rules
+from miner import __version__
 from miner.domain import Category, FileKind, FileResult, FileStatus, Finding, MiningResult, RunStatus
 from miner.settings import load_settings
 from miner.stats import compute_stats, count_repositories, finding_rows, repository_rows
@@ -175,3 +176,10 @@ def test_api_takes_spec(corpus: Session, database_url: str, tmp_path: Path, monk
         assert client.get("/api/findings", params={"spec": 1}).json()["count"] == 5
         assert client.get("/api/repositories", params={"spec": 1, "uses": "headline"}).json()["count"] == 2
 
+
+def test_version_names_the_rules_and_spec_versions() -> None:
+    result = CliRunner().invoke(app, ["version", "--format", "json"])
+    assert result.exit_code == 0
+    assert json.loads(result.stdout) == {"tool": "mlflow-miner", "version": __version__, "rules": "mlflow",
+                                         "rules_version": RULES.version, "spec_version": 2}
+    assert "detection spec version 2" in CliRunner().invoke(app, ["version"]).stdout
