@@ -19,7 +19,7 @@ from miner import __version__
 from miner.detect.rules import load_rules
 from miner.domain import LATEST_SPEC, SPEC_VERSIONS, MiningResult, RunStatus
 from miner.jobs import store_result
-from miner.evaluation import EvalReport, api_table, find_git_dir, score_repository
+from miner.evaluation import EvalReport, api_table, find_git_dir, kind_table, score_repository
 from miner.export import ExportFormat
 from miner.mining import mine_target, run_parallel
 from miner.output import Format, console, render_document, render_rows
@@ -379,10 +379,13 @@ def evaluate(
                 "headline_labelled": out["headline"]["labelled_share"]}]
     if format is Format.json:
         out["apis"] = api_table(report, rules)
+        out["kinds"] = kind_table(report)
     render_document(out, format if format is Format.json else Format.table, [
         ("summary", summary),
         ("per api: repository level and call level", api_table(report, rules)),
+        ("per detection spec kind (labels' spec_v2, else v1), every category", kind_table(report)),
         ("disagreements", out["disagreements"] or [{"disagreements": "none"}]),
+        ("rule found differs from the label's kind", out["rule_mismatches"] or [{"rule_mismatches": "none"}]),
     ])
 
 
