@@ -17,9 +17,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from miner import __version__
 from miner.core.rules import load_rules
-from miner.core.domain import MiningResult, RunStatus
+from miner.core.domain import LATEST_SPEC, SPEC_VERSIONS, MiningResult, RunStatus
 from miner.orchestrate.jobs import store_result
-from miner.present.evaluation import EvalReport, api_table, find_git_dir, score_repository
+from miner.present.evaluation import EvalReport, api_table, find_git_dir, kind_table, score_repository
 from miner.present.export import ExportFormat
 from miner.orchestrate.mining import mine_target, run_parallel
 from miner.present.output import Format, console, render_document, render_rows
@@ -128,8 +128,9 @@ def mine(
 def with_filters(command: Callable[..., None]) -> Callable[..., None]:
     """Give a query command the shared filter options, handed to it as one `filters: Filters`.
 
-    --topic, --min-stars, --exclude-forks, --exclude-archived, --crawl ID, --since DATE: the
-    same set for stats, findings, repos and export (and the same names as the API's).
+    --topic, --min-stars, --exclude-forks, --exclude-archived, --crawl ID, --since DATE,
+    --spec 1|2: the same set for stats, findings, repos, export and report (and the same names
+    as the API's).
     """
     signature = inspect.signature(command)
     # Typer reads the evaluated annotations; `filters` is ours to fill and never evaluated, so
@@ -146,7 +147,8 @@ def with_filters(command: Callable[..., None]) -> Callable[..., None]:
 
     @functools.wraps(command)
     def run(*args: Any, topic: str | None, min_stars: int | None, exclude_forks: bool,
-            exclude_archived: bool, crawl: int | None, since: str | None, **kwargs: Any) -> None:
+            exclude_archived: bool, crawl: int | None, since: str | None, spec: int,
+            **kwargs: Any) -> None:
         from schema.filters import Filters, parse_since
 
         try:
@@ -155,7 +157,8 @@ def with_filters(command: Callable[..., None]) -> Callable[..., None]:
             _query_error(f"--since: {exc}")
             return
         filters = Filters(topic=topic, min_stars=min_stars, exclude_forks=exclude_forks,
-                          exclude_archived=exclude_archived, crawl_id=crawl, since=since_at)
+                          exclude_archived=exclude_archived, crawl_id=crawl, since=since_at,
+                          spec=spec)
         command(*args, filters=filters, **kwargs)
 
     parameters = [*own, *added]
@@ -171,6 +174,7 @@ _FILTER_OPTIONS: list[tuple[str, Any, Any]] = [
     ("exclude_archived", Annotated[bool, typer.Option("--exclude-archived", help="Leave archived repositories out.", rich_help_panel="Filters")], False),
     ("crawl", Annotated[Optional[int], typer.Option("--crawl", metavar="ID", help="The latest successful run within this crawl (default: overall).", rich_help_panel="Filters")], None),
     ("since", Annotated[Optional[str], typer.Option(metavar="DATE", help="Only runs finished at or after this ISO date or datetime (UTC unless an offset is given).", rich_help_panel="Filters")], None),
+    ("spec", Annotated[int, typer.Option(min=SPEC_VERSIONS[0], max=LATEST_SPEC, metavar="1|2", help="Count findings under this version of the detection spec: 1 leaves out what version 2 added (cell magics, assignment aliases, computed getattr, client-annotated parameters).", rich_help_panel="Filters")], LATEST_SPEC),
 ]
 
 
@@ -217,6 +221,7 @@ def stats(format: FormatOption = Format.table, *, filters: Filters) -> None:
         document = compute_stats(session=session, rules=rules, filters=filters)
     headline = document["headline"]
     overview = [{
+        "spec": document["spec"],
         "repositories": document["repositories"],
         "headline_repositories": headline["repositories"],
         "headline_share": headline["share"],
@@ -377,10 +382,13 @@ def evaluate(
                 "headline_labelled": out["headline"]["labelled_share"]}]
     if format is Format.json:
         out["apis"] = api_table(report, rules)
+        out["kinds"] = kind_table(report)
     render_document(out, format if format is Format.json else Format.table, [
         ("summary", summary),
         ("per api: repository level and call level", api_table(report, rules)),
+        ("per detection spec kind (labels' spec_v2, else v1), every category", kind_table(report)),
         ("disagreements", out["disagreements"] or [{"disagreements": "none"}]),
+        ("rule found differs from the label's kind", out["rule_mismatches"] or [{"rule_mismatches": "none"}]),
     ])
 
 
@@ -545,10 +553,19 @@ def db_upgrade() -> None:
 
 
 @app.command()
-def version() -> None:
-    """Print the tool and rules versions."""
+def version(
+    format: Annotated[Format, typer.Option("--format", "-f", help="table (one line), json or csv.")] = Format.table,
+) -> None:
+    """Print the tool version, the rules version and the detection spec version they follow."""
     settings = _settings()
-    typer.echo(f"mlflow-miner {__version__}, rules {settings.rules} {load_rules(settings.rules).version}")
+    rules = load_rules(settings.rules)
+    if format is Format.table:
+        typer.echo(f"mlflow-miner {__version__}, rules {settings.rules} {rules.version} "
+                   f"(detection spec version {rules.spec_version})")
+        return
+    info = {"tool": "mlflow-miner", "version": __version__, "rules": rules.name,
+            "rules_version": rules.version, "spec_version": rules.spec_version}
+    render_document(info, format, [("version", [info])])
 
 
 @app.command()

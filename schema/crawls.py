@@ -29,6 +29,17 @@ def record_plan(
     session.commit()
 
 
+def latest_rules_versions(*, session: Session, crawl_id: int) -> dict[int, str]:
+    """Repository id -> rules version of its latest successful run, for the repositories this
+    crawl saw (`last_seen_crawl_id`); a repository never mined successfully is absent."""
+    rows = session.exec(  # type: ignore[call-overload]
+        select(MiningRun.repository_id, MiningRun.rules_version)
+        .join(Repository, Repository.id == MiningRun.repository_id)
+        .where(Repository.last_seen_crawl_id == crawl_id, MiningRun.latest == True)  # noqa: E712
+    ).all()
+    return {repository_id: rules_version for repository_id, rules_version in rows}
+
+
 def crawl_progress(*, session: Session, crawl_id: int) -> dict[str, int]:
     """Repositories with a stored run in this crawl, and how many of those runs succeeded."""
     done, ok = session.exec(  # type: ignore[call-overload]

@@ -17,6 +17,8 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
+from miner.core.domain import LATEST_SPEC, SPEC_VERSIONS
+
 
 # GitHub's topic names: lowercase letters, digits and hyphens (no LIKE wildcard among them).
 GITHUB_TOPIC = re.compile(r"[a-z0-9][a-z0-9-]{0,49}")
@@ -28,7 +30,9 @@ class Filters:
 
     topic: the repository carries this GitHub topic; min_stars: at least this many stars;
     exclude_forks / exclude_archived: drop those repositories; crawl_id: the latest successful
-    run within that crawl instead of overall; since: only runs finished at or after this time.
+    run within that crawl instead of overall; since: only runs finished at or after this time;
+    spec: count the findings of this version of docs/detection.md (1: only those made
+    by its version 1 rules; default: the latest, every finding).
     """
 
     topic: str | None = None
@@ -37,6 +41,12 @@ class Filters:
     exclude_archived: bool = False
     crawl_id: int | None = None
     since: datetime | None = None
+    spec: int = LATEST_SPEC
+
+    def __post_init__(self) -> None:
+        if self.spec not in SPEC_VERSIONS:
+            raise ValueError(f"unknown spec version {self.spec}; one of "
+                             f"{', '.join(map(str, SPEC_VERSIONS))}")
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready, for dataset cards and reports (`since` as ISO 8601)."""
@@ -47,6 +57,7 @@ class Filters:
             "exclude_archived": self.exclude_archived,
             "crawl_id": self.crawl_id,
             "since": self.since.isoformat() if self.since else None,
+            "spec": self.spec,
         }
 
 

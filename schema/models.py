@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
 
-from miner.core.domain import Category, FileKind, FileStatus, RunStatus
+from miner.core.domain import RULE_V1, Category, FileKind, FileStatus, RunStatus
 
 # Constraint names are part of the schema (batch migrations on SQLite drop constraints by
 # name), so every constraint gets a predictable one. Set before any table is declared.
@@ -177,6 +177,11 @@ class MiningRun(SQLModel, table=True):
     apis_used: str = Field(default="", sa_column_kwargs={"server_default": ""})
     client_calls: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     other_calls: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    # The same profile counting only the findings of spec version 1 (rule `v1`), for figures
+    # reported under that version (`miner stats --spec 1`).
+    apis_used_v1: str = Field(default="", sa_column_kwargs={"server_default": ""})
+    client_calls_v1: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    other_calls_v1: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class FileResult(SQLModel, table=True):
@@ -217,6 +222,8 @@ class Finding(SQLModel, table=True):
     flavor: str | None = None
     disabling: bool = False                                  # autolog(disable=True)
     via_client: bool = False                                 # a method call on an MlflowClient
+    # `v1`, or the spec version 2 kind it was found through (`%%writefile`, `assignment-alias`)
+    rule: str = Field(default=RULE_V1, sa_column_kwargs={"server_default": RULE_V1})
 
 
 class RunUsage(SQLModel, table=True):
@@ -242,4 +249,9 @@ class RunUsage(SQLModel, table=True):
     client_calls: int = 0                                    # of those, via an MlflowClient
     other_calls: int = 0                                     # of those, of category other
     used: int = 0                                            # 1 unless every call disables it
+    # the same four counting only findings of spec version 1 (rule `v1`)
+    calls_v1: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    client_calls_v1: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    other_calls_v1: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    used_v1: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     latest: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})

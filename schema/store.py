@@ -303,34 +303,44 @@ def _finding_rows(run_id: int, findings: Iterable[domain.Finding]) -> Iterable[d
         yield row
 
 
+_USAGE_COUNTS = ("calls", "client_calls", "other_calls", "used")
+
+
 def _usage_rows(findings: Iterable[domain.Finding]) -> list[dict[str, Any]]:
-    """A run's findings folded per api: its RunUsage rows (without the run id)."""
+    """A run's findings folded per api: its RunUsage rows (without the run id).
+
+    Each count twice: over every finding, and (`*_v1`) over the findings of spec version 1.
+    """
     folded: dict[str, list[int]] = {}
     for finding in findings:
         counts = folded.get(finding.api)
         if counts is None:
-            counts = folded[finding.api] = [0, 0, 0, 0]
-        counts[0] += 1
-        if finding.via_client:
-            counts[1] += 1
-        if finding.category == domain.Category.other:
-            counts[2] += 1
-        if not finding.disabling:
-            counts[3] = 1
+            counts = folded[finding.api] = [0, 0, 0, 0, 0, 0, 0, 0]
+        for offset in (0, 4) if finding.rule == domain.RULE_V1 else (0,):
+            counts[offset] += 1
+            if finding.via_client:
+                counts[offset + 1] += 1
+            if finding.category == domain.Category.other:
+                counts[offset + 2] += 1
+            if not finding.disabling:
+                counts[offset + 3] = 1
     return [
-        {"api": api, "calls": calls, "client_calls": client_calls, "other_calls": other_calls,
-         "used": used}
-        for api, (calls, client_calls, other_calls, used) in folded.items()
+        {"api": api,
+         **dict(zip(_USAGE_COUNTS, counts[:4])),
+         **dict(zip((f"{name}_v1" for name in _USAGE_COUNTS), counts[4:]))}
+        for api, counts in folded.items()
     ]
 
 
 def _profile(usage: list[dict[str, Any]]) -> dict[str, Any]:
     """A run's usage profile from its RunUsage rows: the MiningRun columns of that name."""
-    return {
-        "apis_used": ",".join(sorted(row["api"] for row in usage if row["used"])),
-        "client_calls": sum(row["client_calls"] for row in usage),
-        "other_calls": sum(row["other_calls"] for row in usage),
-    }
+    profile: dict[str, Any] = {}
+    for suffix in ("", "_v1"):
+        profile[f"apis_used{suffix}"] = ",".join(
+            sorted(row["api"] for row in usage if row[f"used{suffix}"]))
+        profile[f"client_calls{suffix}"] = sum(row[f"client_calls{suffix}"] for row in usage)
+        profile[f"other_calls{suffix}"] = sum(row[f"other_calls{suffix}"] for row in usage)
+    return profile
 
 
 def rebuild_summaries(*, session: Session) -> None:
@@ -341,32 +351,38 @@ def rebuild_summaries(*, session: Session) -> None:
     """
     connection = session.connection()
     connection.execute(delete(RunUsage))
+    is_v1 = Finding.rule == domain.RULE_V1
+
+    def counted(condition: Any) -> Any:
+        return func.sum(case((condition, 1), else_=0))
+
     folded = select(
         Finding.mining_run_id, Finding.api, func.count(),
-        func.sum(case((Finding.via_client.is_(True), 1), else_=0)),
-        func.sum(case((Finding.category == domain.Category.other, 1), else_=0)),
+        counted(Finding.via_client.is_(True)),
+        counted(Finding.category == domain.Category.other),
         func.max(case((Finding.disabling.is_(True), 0), else_=1)),
+        counted(is_v1),
+        counted(and_(is_v1, Finding.via_client.is_(True))),
+        counted(and_(is_v1, Finding.category == domain.Category.other)),
+        func.max(case((and_(is_v1, Finding.disabling.is_(False)), 1), else_=0)),
     ).group_by(Finding.mining_run_id, Finding.api)
-    connection.execute(insert(RunUsage).from_select(
-        ["mining_run_id", "api", "calls", "client_calls", "other_calls", "used"], folded))
+    counts = [*_USAGE_COUNTS, *(f"{name}_v1" for name in _USAGE_COUNTS)]
+    connection.execute(insert(RunUsage).from_select(["mining_run_id", "api", *counts], folded))
 
     profiles: dict[int, list[dict[str, Any]]] = {}
-    for run_id, api, calls, client_calls, other_calls, used in connection.execute(
-        select(RunUsage.mining_run_id, RunUsage.api, RunUsage.calls, RunUsage.client_calls,
-               RunUsage.other_calls, RunUsage.used)
+    for run_id, api, *values in connection.execute(
+        select(RunUsage.mining_run_id, RunUsage.api, *(getattr(RunUsage, name) for name in counts))
     ).all():
-        profiles.setdefault(run_id, []).append(
-            {"api": api, "calls": calls, "client_calls": client_calls,
-             "other_calls": other_calls, "used": used})
-    connection.execute(update(MiningRun).values(apis_used="", client_calls=0, other_calls=0))
+        profiles.setdefault(run_id, []).append({"api": api, **dict(zip(counts, values))})
+    empty = _profile([])
+    connection.execute(update(MiningRun).values(**empty))
     if profiles:
+        table = MiningRun.__table__
         connection.execute(
-            update(MiningRun.__table__).where(MiningRun.__table__.c.id == bindparam("run_id"))
-            .values(apis_used=bindparam("apis"), client_calls=bindparam("client"),
-                    other_calls=bindparam("other")),
-            [{"run_id": run_id, "apis": profile["apis_used"], "client": profile["client_calls"],
-              "other": profile["other_calls"]}
-             for run_id, profile in ((run_id, _profile(rows)) for run_id, rows in profiles.items())],
+            update(table).where(table.c.id == bindparam("run_id"))
+            .values(**{name: bindparam(f"new_{name}") for name in empty}),
+            [{"run_id": run_id, **{f"new_{name}": value for name, value in _profile(rows).items()}}
+             for run_id, rows in profiles.items()],
         )
 
     newer = aliased(MiningRun, name="newer_run")

@@ -132,6 +132,7 @@ def finding(
     cell: int | None = None,
     disabling: bool = False,
     via_client: bool = False,
+    rule: str = "v1",
 ) -> Finding:
     """An expected finding; the api is the qualified name's last part, as the spec defines it."""
     return Finding(
@@ -145,6 +146,7 @@ def finding(
         cell=cell,
         disabling=disabling,
         via_client=via_client,
+        rule=rule,
     )
 
 

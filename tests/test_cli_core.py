@@ -165,6 +165,47 @@ def test_eval_scores_against_labels_and_lists_disagreements(tmp_path: Path, monk
     ]
 
 
+def test_eval_reports_recall_per_spec_kind_and_rule_agreement(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    root = tmp_path / "mirror"
+    source = make_repo(tmp_path / "src", {
+        "a.py": "import mlflow\nm = mlflow\nm.log_param('a', 1)\nmlflow.log_metric('m', 1)\n",
+        "b.ipynb": json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [
+            {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,
+             "source": ["%%writefile train.py\n", "import mlflow\n", "mlflow.autolog()\n"]}]}),
+    })
+    subprocess.run(["git", "clone", "--bare", "-q", str(source.path), str(root / "acme+demo" / "repo")], check=True)
+
+    def label(path: str, cell: int | None, line: int, api: str, category: str, **kind: str) -> dict:
+        return {"path": path, "cell": cell, "line": line, "name_line": line, "api": api, "category": category,
+                "qualified_name": f"mlflow.{api}", **kind}
+
+    corpus = {"format": 1, "spec_version": 2, "repositories": [
+        {"repo": "acme/demo", "commit": source.sha, "uses": ["log_param", "log_metric", "autolog"], "calls": [
+            label("a.py", None, 3, "log_param", "params", spec_v2="assignment-alias"),
+            label("a.py", None, 4, "log_metric", "metrics", spec_v2="getattr-dynamic"),   # labelled wrongly
+            label("b.ipynb", 0, 3, "autolog", "autolog", spec_v2="%%writefile"),
+            label("a.py", None, 9, "set_tag", "tags", spec_v2="annotated-client-param"),  # not there
+        ]},
+    ]}
+    corpus_path = tmp_path / "corpus.json"
+    corpus_path.write_text(json.dumps(corpus))
+    result = RUNNER.invoke(app, ["eval", str(corpus_path), "--repos-root", str(root), "--format", "json",
+                                 "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert {kind: (c["tp"], c["fn"], c["fp"]) for kind, c in report["calls_by_kind"].items()} == {
+        "assignment-alias": (1, 0, 0), "getattr-dynamic": (1, 0, 0), "%%writefile": (1, 0, 0),
+        "annotated-client-param": (0, 1, 0),
+    }
+    assert [(row["kind"], row["recall"]) for row in report["kinds"]] == [
+        ("%%writefile", 1.0), ("annotated-client-param", 0.0), ("assignment-alias", 1.0), ("getattr-dynamic", 1.0)]
+    assert report["rule_mismatches"] == [{"repo": "acme/demo", "path": "a.py", "cell": None, "line": 4,
+                                          "api": "log_metric", "label": "getattr-dynamic", "found": "v1"}]
+    table = RUNNER.invoke(app, ["eval", str(corpus_path), "--repos-root", str(root), "--workers", "1"])
+    assert table.exit_code == 0 and "per detection spec kind" in table.stdout
+
+
 def test_db_upgrade_creates_the_schema_and_is_idempotent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from schema.db import current_revision, head_revision
 

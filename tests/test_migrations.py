@@ -5,18 +5,21 @@ from __future__ import annotations
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from psycopg import sql
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 from sqlmodel import SQLModel
 
 from schema.db import (
     DatabaseUnavailable,
+    alembic_config,
     current_revision,
     head_revision,
     make_engine,
@@ -33,7 +36,7 @@ def test_migrated_schema_matches_the_models(database_url: str) -> None:
             connection, opts={"compare_type": True, "target_metadata": SQLModel.metadata}
         )
         assert compare_metadata(context, SQLModel.metadata) == []
-    assert current_revision(database_url) == head_revision() == "0003"
+    assert current_revision(database_url) == head_revision() == "0004"
 
 
 def test_upgrade_again_is_a_no_op(database_url: str) -> None:
@@ -106,3 +109,63 @@ def test_open_session_takes_settings(tmp_path: Path) -> None:
     with open_session(settings) as session:
         assert "finding" in inspect(session.get_bind()).get_table_names()
     make_engine(settings.database_url).dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database with no tables at all: a new SQLite file, or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'old.db'}"
+        yield url
+        make_engine(url).dispose()
+        return
+    postgres_url = request.getfixturevalue("postgres_url")
+    name = f"miner_old_{uuid.uuid4().hex[:8]}"
+    admin = postgres_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        url = postgres_url.rsplit("/", 1)[0] + "/" + name
+        try:
+            yield url
+        finally:
+            make_engine(url).dispose()
+            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def test_upgrading_a_version_1_database_marks_its_findings_and_summaries_v1(empty_database_url: str) -> None:
+    """Runs stored before 0004 were mined under spec version 1: every finding gets rule `v1`
+    and the version 1 summaries equal the ones already stored, on both backends."""
+    engine = make_engine(empty_database_url)
+    with engine.connect() as connection:
+        command.upgrade(alembic_config(connection), "0002")
+        connection.commit()
+        connection.execute(text(
+            "INSERT INTO repository (id, full_name, topics, archived, fork, first_seen_at) "
+            "VALUES (1, 'a/b', '[]', false, false, '2026-11-01 00:00:00')"))
+        connection.execute(text(
+            "INSERT INTO miningrun (id, repository_id, commit_sha, started_at, finished_at, status, "
+            "files_seen, files_analysed, files_unparsable, files_skipped, bytes_analysed, duration_s, "
+            "rules_version, tool_version, latest, apis_used, client_calls, other_calls) VALUES "
+            "(1, 1, 'abc', '2026-11-01 00:00:00', '2026-11-01 00:01:00', 'ok', 1, 1, 0, 0, 10, 1.0, "
+            "'2026.11-1', '0.1.0', true, 'log_param', 1, 0)"))
+        connection.execute(text(
+            "INSERT INTO finding (mining_run_id, path, line, \"column\", api, category, qualified_name, "
+            "disabling, via_client) VALUES (1, 't.py', 1, 1, 'log_param', 'params', 'mlflow.log_param', "
+            "false, false), (1, 't.py', 2, 1, 'log_param', 'client', "
+            "'mlflow.client.MlflowClient.log_param', false, true)"))
+        connection.execute(text(
+            "INSERT INTO runusage (mining_run_id, api, calls, client_calls, other_calls, used, latest) "
+            "VALUES (1, 'log_param', 2, 1, 0, 1, true)"))
+        connection.commit()
+    upgrade(empty_database_url)
+    assert current_revision(empty_database_url) == head_revision()
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT rule FROM finding ORDER BY line")).scalars().all() == ["v1", "v1"]
+        assert connection.execute(text(
+            "SELECT calls_v1, client_calls_v1, other_calls_v1, used_v1 FROM runusage")).one() == (2, 1, 0, 1)
+        assert connection.execute(text(
+            "SELECT apis_used_v1, client_calls_v1, other_calls_v1 FROM miningrun")).one() == ("log_param", 1, 0)
+        context = MigrationContext.configure(
+            connection, opts={"compare_type": True, "target_metadata": SQLModel.metadata})
+        assert compare_metadata(context, SQLModel.metadata) == []
+    engine.dispose()

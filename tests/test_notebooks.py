@@ -139,24 +139,27 @@ def test_magics_shell_escapes_and_help_lines_are_removed_keeping_lines(tmp_path:
     assert findings_in(result, NB) == [finding(NB, 8, 1, "mlflow.log_param", C.params, cell=1)]
 
 
-def test_cell_magic_cell_is_ignored_entirely(tmp_path: Path) -> None:
+def test_cell_magic_cell_whose_body_is_not_python_is_ignored_entirely(tmp_path: Path) -> None:
     notebook = notebook_v4(
         [
-            ("code", "%%time\nimport mlflow\nmlflow.log_param('a', 1)\n"),
+            ("code", "%%bash\nimport mlflow\nmlflow.log_param('a', 1)\n"),
             ("code", "  %%bash\npip install mlflow\n"),
-            ("code", "mlflow.log_metric('m', 2)\n"),  # `mlflow` is bound only inside the %%time cell
+            ("code", "%%writefile config.yaml\nimport mlflow\n"),
+            ("code", "%%writefile\nimport mlflow\n"),          # no target at all
+            ("code", "%%html\n<b>import mlflow</b>\n"),
+            ("code", "mlflow.log_metric('m', 2)\n"),  # `mlflow` is bound only inside those cells
             ("code", "import os\nos.getcwd()  # %%time inside a cell is not a cell magic\nmlflow.log_metric('n', 3)"),
         ]
     )
     result = mine_notebook(tmp_path, notebook)
-    analysed(result, parsed=False)  # once the %%time cell is gone, nothing imports mlflow
+    analysed(result, parsed=False)  # once those cells are gone, nothing imports mlflow
     assert result.findings == []
 
 
 def test_cell_magic_cell_does_not_break_the_others(tmp_path: Path) -> None:
     notebook = notebook_v4(
         [
-            ("code", "%%writefile helper.py\ndef broken(:\n"),
+            ("code", "%%writefile helper.sh\ndef broken(:\n"),
             ("code", "import mlflow\nmlflow.autolog()"),
         ]
     )

@@ -28,6 +28,7 @@ from miner.core.domain import Category
 from miner.analyse.sources import SourceFile
 
 DETECTOR = Detector(load_rules())
+VERSION_1 = Detector(load_rules(), spec_version=1)
 PROPERTY_SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 SPEC_CATEGORIES: dict[str, Category] = {
@@ -155,7 +156,7 @@ def statements(draw: st.DrawFn) -> list[str]:
         st.sampled_from(
             ["import", "import-as", "from", "from-as", "from-star", "relative", "call", "call", "call",
              "assign-call", "client", "client-call", "client-call", "ctor-call", "with", "comment", "string",
-             "docstring", "fstring", "decorated", "noise"]
+             "docstring", "fstring", "decorated", "noise", "alias", "import-call", "getattr", "annotated"]
         )
     )
     module, member, alias = draw(MODULES), draw(MEMBERS), draw(IDENTIFIERS)
@@ -184,6 +185,21 @@ def statements(draw: st.DrawFn) -> list[str]:
         text = f"{draw(TARGETS)}.{draw(MEMBERS)}{draw(ARGUMENTS)}"
     elif kind == "ctor-call":
         text = f"{draw(constructors())}().{draw(MEMBERS)}{draw(ARGUMENTS)}"
+    elif kind == "alias":  # version 2: assignment aliases
+        value = draw(st.one_of(IDENTIFIERS, callees(), constructors()))
+        text = f"{alias} = {value}"
+    elif kind == "import-call":
+        function = draw(st.sampled_from(["importlib.import_module", "import_module", "pytest.importorskip", "__import__"]))
+        text = f"{alias} = {function}('{module}')"
+    elif kind == "getattr":  # version 2: getattr with a computed (or a literal) name
+        name = draw(st.sampled_from(["flavor", "'sklearn'", "f'{x}'", "name + '_x'"]))
+        base = draw(st.one_of(BOUND_NAMES, IDENTIFIERS, st.just("mlflow.sklearn")))
+        text = f"getattr({base}, {name}).{draw(APIS)}{draw(ARGUMENTS)}"
+    elif kind == "annotated":  # version 2: parameters annotated with the client class
+        annotation = draw(st.one_of(constructors(), constructors().map(lambda c: f"'{c}'"), st.just("Optional[MlflowClient]")))
+        parameter = draw(st.one_of(st.just("client"), IDENTIFIERS))
+        body = f"return {draw(st.one_of(st.just(parameter), TARGETS))}.{draw(MEMBERS)}{draw(ARGUMENTS)}".split("\n")
+        return [f"def {alias}_fn({parameter}: {annotation}, *rest):", *("\0" + line for line in body)]
     elif kind == "with":
         body = draw(call_expressions()).split("\n")
         return [*f"with {draw(call_expressions())} as {alias}:".split("\n"), *("\0" + line for line in body)]
@@ -238,6 +254,9 @@ def mlflow_imports(draw: st.DrawFn) -> str:
                 "client = MlflowClient()",
                 "client = mlflow.tracking.MlflowClient('uri')",
                 "self.client = MlflowClient()",
+                f"import importlib\n{alias} = importlib.import_module('mlflow')",
+                f"from importlib import import_module as load\n{alias} = load('mlflow.sklearn')",
+                f"{alias} = __import__('mlflow')",
             ]
         )
     )
@@ -305,6 +324,7 @@ def assert_findings_are_well_formed(analysis: FileAnalysis) -> None:
         assert f.path == "generated.py" and f.cell is None
         assert f.qualified_name.startswith("mlflow.") and f.api == f.qualified_name.rsplit(".", 1)[1]
         assert f.via_client == (f.category is Category.client)
+        assert f.rule in {"v1", "assignment-alias", "getattr-dynamic", "annotated-client-param"}
         if f.via_client:
             assert f.qualified_name == f"mlflow.client.MlflowClient.{f.api}" and f.flavor is None
         else:
@@ -329,6 +349,7 @@ def test_prefilter_never_changes_findings(text: str) -> None:
         assert normal.unparsable == ()
     else:  # it names mlflow but imports it nowhere: nothing can bind, so nothing is found
         assert forced.findings == () and not re.search(r"\b(from|import)\s+mlflow\b", text)
+        assert not re.search(r"(import_module|importorskip|__import__)\('mlflow", text)
     assert_findings_are_well_formed(forced)
 
 
@@ -344,6 +365,17 @@ def test_prefilter_never_changes_findings_of_notebooks(cells: list[str], markdow
     assert {f.cell for f in forced.findings} <= set(indices)
     if not any("mlflow" in cell for cell in cells):
         assert (normal.parsed, normal.findings) == (False, ())
+
+
+@PROPERTY_SETTINGS
+@given(python_sources())
+def test_findings_marked_v1_are_exactly_what_version_1_finds(text: str) -> None:
+    """Version 2 only adds: every finding version 1 makes, version 2 makes alike, marked v1."""
+    source = python_source(text)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Detector, "needs_parse", lambda self, source: True)
+        version_1 = VERSION_1.analyse(source).findings
+    assert [f for f in analyse_forced(source).findings if f.rule == "v1"] == list(version_1)
 
 
 def test_generated_sources_do_find_calls() -> None:

@@ -205,7 +205,7 @@ def test_finding_rows_of_the_latest_runs_in_order(corpus: Session) -> None:
         "repository": "acme/sklearn", "commit": "s1", "path": "nb/fit.ipynb", "cell": 2,
         "line": 1, "column": 0, "api": "autolog", "category": "autolog",
         "qualified_name": "mlflow.sklearn.autolog", "flavor": "sklearn", "disabling": False,
-        "via_client": False,
+        "via_client": False, "rule": "v1",
     }
     assert rows[0]["disabling"] is True
     json.dumps(rows)

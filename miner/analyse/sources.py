@@ -18,7 +18,13 @@ from typing import Literal
 
 from miner.core.paths import is_vendored, source_kind
 
+# Cell magics whose body IPython runs as Python (spec version 2, rule 1); `%%writefile` counts
+# when the file it writes is a .py file. Every other cell magic removes its whole cell.
+PYTHON_BODY_MAGICS = frozenset({"time", "timeit", "capture", "prun", "debug", "python", "python3", "pypy"})
+WRITEFILE_MAGIC = "writefile"
+
 _MAGIC_LINE = re.compile(r"^[ \t]*[%!]")
+_CELL_MAGIC = re.compile(r"\s*%%")
 _INDENT = re.compile(r"^[ \t]*")
 
 
@@ -38,6 +44,13 @@ class SourceFile:
     kind: Literal["py", "ipynb"]
     cells: tuple[str, ...]
     cell_indices: tuple[int | None, ...]
+    # Per cell, the cell magic whose Python body it holds (`%%writefile`, `%%time`), its magic
+    # line emptied; None for a plain cell. Empty when no cell has one (every .py file).
+    cell_magics: tuple[str | None, ...] = ()
+
+    def magic_of(self, position: int) -> str | None:
+        """The cell magic of the cell at this position in `cells` (None for a plain cell)."""
+        return self.cell_magics[position] if self.cell_magics else None
 
     @cached_property
     def text_size(self) -> int:
@@ -131,12 +144,49 @@ def notebook_file(path: str, data: bytes) -> SourceFile:
         raise NotPythonSource(f"notebook: kernel language is {language}, not python")
     sources: list[str] = []
     indices: list[int | None] = []
+    magics: list[str | None] = []
     for index, cell in enumerate(cells):
         if cell.get("cell_type") != "code":
             continue
-        sources.append(strip_ipython(_cell_source(cell)))
+        magic, code = python_cell_magic(_cell_source(cell))
+        sources.append(strip_ipython(code))
         indices.append(index)
-    return SourceFile(path=path, kind="ipynb", cells=tuple(sources), cell_indices=tuple(indices))
+        magics.append(magic)
+    return SourceFile(path=path, kind="ipynb", cells=tuple(sources), cell_indices=tuple(indices),
+                      cell_magics=tuple(magics) if any(magics) else ())
+
+
+def _python_body_magic(line: str) -> str | None:
+    """`%%time` for a cell magic line IPython runs the body of as Python, else None."""
+    words = line.split()
+    name = words[0][2:] if words else ""
+    if name in PYTHON_BODY_MAGICS:
+        return f"%%{name}"
+    if name == WRITEFILE_MAGIC and len(words) > 1 and words[-1].endswith(".py"):
+        return f"%%{name}"   # the target is the last word: `%%writefile -a train.py`
+    return None
+
+
+def python_cell_magic(cell: str) -> tuple[str | None, str]:
+    """(`%%<magic>`, the cell with its magic line emptied) when the cell's first non-empty line is
+    a cell magic whose body is Python; else (None, the cell unchanged).
+
+    The line is emptied, not removed, so line numbers stay those of the stored cell. A body that
+    starts with another such magic (`%%capture` then `%%time`) loses that line too; the outer
+    magic is the one recorded. Any other cell magic is left for `strip_ipython` to remove.
+    """
+    kind: str | None = None
+    while _CELL_MAGIC.match(cell):
+        start = len(cell) - len(cell.lstrip())
+        line_start = cell.rfind("\n", 0, start) + 1
+        line_end = cell.find("\n", start)
+        line_end = len(cell) if line_end < 0 else line_end
+        magic = _python_body_magic(cell[start:line_end])
+        if magic is None:
+            break
+        kind = kind or magic
+        cell = cell[:line_start] + cell[line_end:]
+    return kind, cell
 
 
 def _indent_width(line: str) -> int:

@@ -37,6 +37,32 @@ class FileStatus(str, Enum):
     skipped = "skipped"
 
 
+# Which rule of docs/detection.md a finding was made through: `v1` for the rules of
+# version 1, else the version 2 kind (the corpus's `spec_v2` values). Cell magics are `%%<magic>`
+# (`%%writefile`, `%%time`, ...), an open family, so rules are plain strings, not an Enum.
+RULE_V1 = "v1"
+RULE_ASSIGNMENT_ALIAS = "assignment-alias"
+RULE_GETATTR_DYNAMIC = "getattr-dynamic"
+RULE_ANNOTATED_CLIENT_PARAM = "annotated-client-param"
+MAGIC_RULE_PREFIX = "%%"
+SPEC_VERSIONS = (1, 2)
+LATEST_SPEC = SPEC_VERSIONS[-1]
+
+
+def spec_of_rule(rule: str) -> int:
+    """The spec version that introduced a rule: a finding counts under that version and later."""
+    return 1 if rule == RULE_V1 else 2
+
+
+def first_v2_rule(*rules: str | None) -> str:
+    """The first rule of version 2 among those a finding needed (None and `v1` pass), else `v1`.
+
+    A finding made through several version 2 rules records the outermost: the cell magic it
+    sits in, then the computed getattr, then the binding or client it resolved through.
+    """
+    return next((rule for rule in rules if rule is not None and rule != RULE_V1), RULE_V1)
+
+
 class RunStatus(str, Enum):
     ok = "ok"
     clone_failed = "clone_failed"
@@ -59,6 +85,7 @@ class Finding:
     cell: int | None = None
     disabling: bool = False
     via_client: bool = False
+    rule: str = RULE_V1           # `v1`, or the version 2 kind it was found through
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from importlib import resources
 
 import yaml
 
-from miner.core.domain import Category
+from miner.core.domain import LATEST_SPEC, Category
 
 
 @dataclass(frozen=True)
@@ -17,6 +17,7 @@ class Rules:
 
     name: str
     version: str
+    spec_version: int             # the version of docs/detection.md these rules follow
     namespaces: tuple[str, ...]
     apis: dict[str, Category]
     default_category: Category
@@ -62,6 +63,7 @@ def _parse(raw: dict) -> Rules:
     return Rules(
         name=raw["name"],
         version=str(raw["version"]),
+        spec_version=int(raw.get("spec_version", LATEST_SPEC)),
         namespaces=tuple(raw["namespaces"]),
         apis={api: Category(cat) for api, cat in raw["apis"].items()},
         default_category=Category(raw.get("default_category", "other")),

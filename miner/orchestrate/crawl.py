@@ -40,10 +40,13 @@ def start_crawl(
     """Record a Crawl, upsert every repository found, and list those to mine.
 
     A repository is skipped as unchanged when its default-branch HEAD (read with `git ls-remote`,
-    no clone) equals the commit of its last successful run.
+    no clone) equals the commit of its last successful run and that run was mined with the
+    current rules version: new rules are a change too, so runs mined under older rules are
+    mined again by the next crawl.
     """
+    from miner.core.rules import load_rules
     from miner.acquire.github import enumerate_repositories
-    from schema.crawls import record_plan
+    from schema.crawls import latest_rules_versions, record_plan
     from schema.db import open_session
     from schema.models import CrawlStatus
     from schema.store import create_crawl, finish_crawl, upsert_repository
@@ -83,11 +86,14 @@ def start_crawl(
             assert repository.id is not None
             stored.append((repository.id, repository.clone_url, repository.default_branch, repository.last_mined_sha))
             sizes[repository.id] = repository.size_kb or 0
+        mined_with = latest_rules_versions(session=session, crawl_id=crawl_id)
+    rules_version = load_rules(settings.rules).version
     notify(f"checking {len(stored)} remote heads")
     with ThreadPoolExecutor(max_workers=8) as pool:
         heads = list(pool.map(lambda row: _head_or_none(row[1], row[2], 60), stored))
     for (repository_id, _url, _branch, last_sha), head in zip(stored, heads):
-        if last_sha is not None and head is not None and head == last_sha:
+        current = mined_with.get(repository_id) == rules_version
+        if last_sha is not None and head is not None and head == last_sha and current:
             plan.skipped_unchanged += 1
         else:
             plan.to_mine.append(repository_id)

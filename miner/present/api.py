@@ -26,12 +26,12 @@ from sqlalchemy import text
 from sqlmodel import Session, select
 
 from miner import __version__
-from miner.present.browse import usage_profile as usage_profile  # its older home; callers import it here
 from miner.present.charts import Chart, chart_card, render_charts
 from miner.core.rules import Rules, load_rules
-from miner.core.domain import Category, RunStatus
+from miner.core.domain import LATEST_SPEC, RULE_V1, SPEC_VERSIONS, Category, RunStatus
 from miner.core.settings import Settings, load_settings
 from miner.present.web import templates
+from miner.present.browse import usage_profile as usage_profile  # its older home; callers import it here
 from miner.present.web.links import with_urls
 from schema.filters import Filters, parse_since
 from schema.models import Crawl, Finding
@@ -115,7 +115,7 @@ class FindingPublic(BaseModel):
     flavor: str | None
     disabling: bool
     via_client: bool = False
-    url: str | None = None             # the line at the commit on GitHub (a notebook: the file)
+    rule: str = RULE_V1               # `v1`, or the detection spec version 2 kind it was found through
 
 
 class FindingsPublic(BaseModel):
@@ -289,12 +289,14 @@ def get_filters(
     exclude_archived: Annotated[bool, Query(description="Leave archived repositories out.")] = False,
     crawl: Annotated[int | None, Query(ge=1, le=2**31 - 1, description="Latest successful run within this crawl.")] = None,
     since: Annotated[str | None, Query(max_length=40, description="Runs finished at or after this ISO date or datetime (UTC unless an offset is given).", examples=["2026-03-01", "2026-03-01T12:00:00+02:00"])] = None,
+    spec: Annotated[int, Query(ge=SPEC_VERSIONS[0], le=LATEST_SPEC, description="Count findings under this version of the detection spec (1 leaves out what version 2 added).")] = LATEST_SPEC,
 ) -> Filters:
     """The shared filters; a crawl that does not exist is an error, not an empty answer."""
     if crawl is not None and session.get(Crawl, crawl) is None:
         raise invalid_query("crawl", crawl, f"no crawl with id {crawl} (see /api/crawls)")
     return Filters(topic=topic or None, min_stars=min_stars, exclude_forks=exclude_forks,
-                   exclude_archived=exclude_archived, crawl_id=crawl, since=_since(since))
+                   exclude_archived=exclude_archived, crawl_id=crawl, since=_since(since),
+                   spec=spec)
 
 
 FiltersDep = Annotated[Filters, Depends(get_filters)]
@@ -331,7 +333,8 @@ def _check_api(session: Session, rules: Rules, api: str | None) -> str | None:
 def _query_string(request: Request) -> str:
     """The request's filters, re-encoded for the chart URLs of the dashboard."""
     pairs = [(key, value) for key, value in request.query_params.multi_items()
-             if key in {"topic", "min_stars", "exclude_forks", "exclude_archived", "crawl", "since"}
+             if key in {"topic", "min_stars", "exclude_forks", "exclude_archived", "crawl", "since",
+                        "spec"}
              and value != ""]
     return "?" + urlencode(pairs) if pairs else ""
 

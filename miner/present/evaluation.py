@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from miner.core.rules import Rules
-from miner.core.domain import Category, Finding
+from miner.core.domain import RULE_V1, Category, Finding
 
 CallKey = tuple[str, int | None, int, str]  # (path, cell, line, api)
 
@@ -61,6 +61,11 @@ class EvalReport:
     disagreements: list[Disagreement] = field(default_factory=list)
     headline_detected: int = 0
     headline_labelled: int = 0
+    # Per detection spec kind (`v1`, or a label's `spec_v2`), over every labelled call, the
+    # `other` category included: the kinds are about how a name resolves, not what it calls.
+    calls_by_kind: dict[str, Counts] = field(default_factory=dict)
+    # Calls found where labelled, but through another rule than the label's kind.
+    rule_mismatches: list[dict] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         n = len(self.repositories)
@@ -78,6 +83,8 @@ class EvalReport:
                 "labelled_share": round(self.headline_labelled / n, 4) if n else 0.0,
             },
             "disagreements": [d.as_dict() for d in self.disagreements],
+            "calls_by_kind": {kind: c.as_dict() for kind, c in sorted(self.calls_by_kind.items())},
+            "rule_mismatches": self.rule_mismatches,
         }
 
 
@@ -146,6 +153,54 @@ def score_repository(entry: dict, findings: list[Finding], rules: Rules, report:
         report.calls.fp += 1
         counts.fp += 1
         report.disagreements.append(Disagreement(repo, "extra", f.path, f.cell, f.line, f.api, f.qualified_name))
+    _score_kinds(entry, findings, report)
+
+
+def label_kind(label: dict) -> str:
+    """The rule a labelled call needs: its `spec_v2` kind, else `v1`."""
+    return label.get("spec_v2") or RULE_V1
+
+
+def _matches(finding: Finding, label: dict) -> bool:
+    lines = {label["line"], label.get("name_line", label["line"])}
+    return (finding.path == label["path"] and finding.cell == label.get("cell")
+            and finding.api == label["api"] and finding.line in lines)
+
+
+def _score_kinds(entry: dict, findings: list[Finding], report: EvalReport) -> None:
+    """Recall per spec kind over every labelled call, and whether the rule found agrees.
+
+    A finding no label matches counts as a false positive of the rule it was found through.
+    """
+    unmatched = list(findings)
+    for label in entry.get("calls", []):
+        if label.get("beyond_spec"):
+            continue
+        kind = label_kind(label)
+        counts = report.calls_by_kind.setdefault(kind, Counts())
+        index = next((i for i, f in enumerate(unmatched) if _matches(f, label)), None)
+        if index is None:
+            counts.fn += 1
+            continue
+        counts.tp += 1
+        found = unmatched.pop(index)
+        if found.rule != kind:
+            report.rule_mismatches.append({
+                "repo": entry["repo"], "path": label["path"], "cell": label.get("cell"),
+                "line": label["line"], "api": label["api"], "label": kind, "found": found.rule,
+            })
+    for found in unmatched:
+        if not any(_matches(found, label) for label in entry.get("calls", [])):
+            report.calls_by_kind.setdefault(found.rule, Counts()).fp += 1
+
+
+def kind_table(report: EvalReport) -> list[dict]:
+    """One row per spec kind: labelled calls found (recall), and findings of it no label has."""
+    return [
+        {"kind": kind, "labelled": c.tp + c.fn, "found": c.tp, "missed": c.fn, "unlabelled_found": c.fp,
+         "recall": round(c.recall, 4), "precision": round(c.precision, 4)}
+        for kind, c in sorted(report.calls_by_kind.items(), key=lambda item: (item[0] != RULE_V1, item[0]))
+    ]
 
 
 def api_table(report: EvalReport, rules: Rules) -> list[dict]:

@@ -6,7 +6,8 @@ latest successful runs and each repository's latest run when it failed, the file
 findings of the latest successful runs, `stats.json` (the `miner stats --format json`
 document), and `dataset.json`, which says where the numbers come from: the crawls (query,
 topics, date slices), dates, every repository with its commit, rules and tool versions, the
-filters, row counts and checksums.
+spec version the figures count under, the filters, row counts and checksums. With `--spec 1`
+the findings and counts are those of the spec's version 1 rules only.
 
 Tables stream from the database in chunks (a server-side cursor on PostgreSQL) and are written
 chunk by chunk, so two million findings never sit in one Python list. Everything is read in
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from miner import __version__
+from miner.core.domain import LATEST_SPEC
 
 if TYPE_CHECKING:   # the database modules load when an export runs, not with `miner --help`
     from sqlalchemy import Select
@@ -156,6 +158,7 @@ def _findings_table(filters: Filters) -> ExportTable:
     from sqlalchemy import select
 
     from schema.models import Finding, Repository
+    from schema.spec import spec_columns
     from schema.store import latest_runs
 
     latest = latest_runs(filters=filters).subquery("latest")
@@ -164,18 +167,20 @@ def _findings_table(filters: Filters) -> ExportTable:
             Finding.id, Finding.mining_run_id, Repository.full_name, latest.c.commit_sha,
             Finding.path, Finding.cell, Finding.line, Finding.column, Finding.api,
             _plain(Finding.category), Finding.qualified_name, Finding.flavor, Finding.disabling,
-            Finding.via_client,
+            Finding.via_client, Finding.rule,
         )
         .join(latest, latest.c.id == Finding.mining_run_id)
         .join(Repository, Repository.id == latest.c.repository_id)
         # the run's own order: by run, then as stored (file by file, line by line)
         .order_by(Finding.mining_run_id, Finding.id)
     )
+    if filters.spec < LATEST_SPEC:   # only the findings counted under that spec version
+        statement = statement.where(spec_columns(filters.spec).findings)
     columns = [
         ("finding_id", INT), ("run_id", INT), ("repository", STR), ("commit", STR),
         ("path", STR), ("cell", INT), ("line", INT), ("column", INT), ("api", STR),
         ("category", STR), ("qualified_name", STR), ("flavor", STR), ("disabling", BOOL),
-        ("via_client", BOOL),
+        ("via_client", BOOL), ("rule", STR),
     ]
     return ExportTable("findings", columns, statement)
 
@@ -385,6 +390,9 @@ def write_export(
             "version": rules.version,
             "mined_with_versions": stats["mined_with_rules_versions"],
             "headline_apis": list(rules.headline_apis),
+            # the spec version the rules follow, and the one the figures and tables count under
+            "spec_version": rules.spec_version,
+            "spec": filters.spec,
         },
         "database": database,
         "filters": filters.as_dict(),
@@ -460,4 +468,6 @@ def _command_line(fmt: ExportFormat, filters: Filters) -> str:
         parts += ["--crawl", str(filters.crawl_id)]
     if filters.since is not None:
         parts += ["--since", filters.since.isoformat()]
+    if filters.spec != LATEST_SPEC:
+        parts += ["--spec", str(filters.spec)]
     return " ".join(parts)

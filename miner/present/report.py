@@ -19,6 +19,7 @@ from sqlmodel import Session
 from miner import __version__
 from miner.present.charts import Chart, chart_card, render_charts
 from miner.core.rules import Rules
+from miner.core.domain import LATEST_SPEC
 from miner.present.web import templates
 from schema.filters import Filters
 
@@ -43,7 +44,7 @@ def describe_filters(filters: Filters | None) -> str:
     if filters is None:
         return "none"
     parts = [f"{name}={value}" for name, value in filters.as_dict().items()
-             if value not in (None, False)]
+             if value not in (None, False) and not (name == "spec" and value == LATEST_SPEC)]
     return ", ".join(parts) or "none"
 
 

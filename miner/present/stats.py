@@ -45,9 +45,10 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
 from miner.core.rules import Rules
-from miner.core.domain import Category, FileStatus, RunStatus
+from miner.core.domain import LATEST_SPEC, Category, FileStatus, RunStatus
 from schema.filters import Filters, has_repository_conditions, merge_crawl, repository_conditions
 from schema.models import Crawl, FileResult, Finding, MiningRun, Repository, RunUsage
+from schema.spec import spec_columns
 from schema.store import latest_runs
 
 Z_95 = 1.959964   # two-sided 95 % normal quantile
@@ -68,20 +69,22 @@ def wilson_interval(successes: int, trials: int, z: float = Z_95) -> tuple[float
 
 # ------------------------------------------------------------------------------ building blocks
 
-def _usage_rows(condition: ColumnElement[bool], name: str = "usage") -> FromClause:
+def _usage_rows(condition: ColumnElement[bool], name: str = "usage",
+                spec: int | None = None) -> FromClause:
     """The per-(run, api) usage rows (RunUsage, written by `save_run`) meeting `condition`.
 
     Columns: run_id, api, calls, client_calls, other_calls and `used`, which is 0 when every
-    call of the api in that run disables it (autolog(disable=True)).
+    call of the api in that run disables it (autolog(disable=True)); counted under `spec`.
     """
+    columns = spec_columns(spec)
     return (
         select(
             RunUsage.mining_run_id.label("run_id"),
             RunUsage.api,
-            RunUsage.calls,
-            RunUsage.client_calls,
-            RunUsage.other_calls,
-            RunUsage.used,
+            columns.calls.label("calls"),
+            columns.client_calls.label("client_calls"),
+            columns.other_calls.label("other_calls"),
+            columns.used.label("used"),
         )
         .where(condition)
         .subquery(name)
@@ -133,23 +136,25 @@ def _check_usage_keys(keys: Iterable[str], rules: Rules) -> list[str]:
     return keys
 
 
-def _uses(rules: Rules, key: str) -> ColumnElement[bool]:
+def _uses(rules: Rules, key: str, spec: int | None = None) -> ColumnElement[bool]:
     """The MiningRun of the query uses `key` (an api, a category or `headline`), per its profile.
 
     The same rule as `compute_stats`: an api is used when the run calls it other than only to
     disable it; a category when one of its apis is used; `client` / `other` on any such call.
+    Counted under spec version `spec` (default: the latest).
     """
+    profile = spec_columns(spec)
     if key in rules.apis:
         apis = [key]
     elif key == HEADLINE:
         apis = list(rules.headline_apis)
     elif key == rules.client_category.value:
-        return MiningRun.client_calls > 0
+        return profile.run_client_calls > 0
     elif key == rules.default_category.value:
-        return MiningRun.other_calls > 0
+        return profile.run_other_calls > 0
     else:
         apis = [api for api, category in _table_categories(rules).items() if category == key]
-    padded = literal(",", String).concat(MiningRun.apis_used).concat(",")
+    padded = literal(",", String).concat(profile.apis_used).concat(",")
     return or_(false(), *(padded.contains(f",{api},", autoescape=True) for api in apis))
 
 
@@ -241,6 +246,7 @@ def compute_stats(
     filters = merge_crawl(filters, crawl_id)
     latest_select = latest_runs(filters=filters)
     of_latest = _of_latest_runs(filters)
+    counted = spec_columns(filters.spec)   # the summaries of the spec version asked for
 
     # Per api, over the usage rows of the latest runs. Without a crawl filter the rows carry
     # the latest flag, and the (latest, api, ...) index hands them over in api order.
@@ -254,10 +260,10 @@ def compute_stats(
         for row in session.exec(
             select(
                 RunUsage.api,
-                func.sum(RunUsage.used).label("repositories"),
-                func.sum(RunUsage.calls).label("calls"),
-                func.sum(RunUsage.client_calls).label("client_calls"),
-                func.sum(RunUsage.other_calls).label("other_calls"),
+                func.sum(counted.used).label("repositories"),
+                func.sum(counted.calls).label("calls"),
+                func.sum(counted.client_calls).label("client_calls"),
+                func.sum(counted.other_calls).label("other_calls"),
             ).where(by_api).group_by(RunUsage.api)
         )
     }
@@ -270,11 +276,11 @@ def compute_stats(
         profile_select = latest_select.where(MiningRun.latest == True)  # noqa: E712
     profiles = session.connection().execute(
         profile_select.with_only_columns(
-            MiningRun.apis_used,
+            counted.apis_used,
             func.count(),
-            func.sum(case((MiningRun.client_calls > 0, 1), else_=0)),
-            func.sum(case((MiningRun.other_calls > 0, 1), else_=0)),
-        ).group_by(MiningRun.apis_used)
+            func.sum(case((counted.run_client_calls > 0, 1), else_=0)),
+            func.sum(case((counted.run_other_calls > 0, 1), else_=0)),
+        ).group_by(counted.apis_used)
     ).all()
     category_repositories = _category_repositories(profiles, rules)
 
@@ -343,6 +349,7 @@ def compute_stats(
         "rules": rules.name,
         "rules_version": rules.version,
         "mined_with_rules_versions": list(rules_versions),
+        "spec": filters.spec,
         "crawl_id": filters.crawl_id,
         "filters": filters.as_dict(),
     }
@@ -431,10 +438,13 @@ def findings_query(
             Finding.flavor,
             Finding.disabling,
             Finding.via_client,
+            Finding.rule,
         )
         .join(latest, Finding.mining_run_id == latest.c.id)
         .join(Repository, Repository.id == latest.c.repository_id)
     )
+    if filters is not None and filters.spec < LATEST_SPEC:
+        statement = statement.where(spec_columns(filters.spec).findings)
     if repo is not None:
         statement = statement.where(Repository.full_name == repo)
     if api is not None:
@@ -456,6 +466,7 @@ def finding_row(row: Any) -> dict[str, Any]:
         "flavor": row.flavor,
         "disabling": bool(row.disabling),
         "via_client": bool(row.via_client),
+        "rule": row.rule,
     }
 
 
@@ -518,12 +529,12 @@ def repository_statement(
     per-category counts are computed for that page of repositories (by name) only.
     """
     selected = latest_runs(filters=filters).add_columns(
-        case((_uses(rules, HEADLINE), 1), else_=0).label("headline")
+        case((_uses(rules, HEADLINE, filters.spec), 1), else_=0).label("headline")
     )
     for key in uses:
-        selected = selected.where(_uses(rules, key))
+        selected = selected.where(_uses(rules, key, filters.spec))
     for key in not_uses:
-        selected = selected.where(~_uses(rules, key))
+        selected = selected.where(~_uses(rules, key, filters.spec))
     latest = selected.subquery("latest")
     run_ids = select(latest.c.id)
     if limit is not None or offset:
@@ -532,7 +543,7 @@ def repository_statement(
             select(page.c.id).join(Repository, Repository.id == page.c.repository_id)
             .order_by(Repository.full_name).limit(limit).offset(offset)
         )
-    usage = _usage_rows(RunUsage.mining_run_id.in_(run_ids))
+    usage = _usage_rows(RunUsage.mining_run_id.in_(run_ids), spec=filters.spec)
     per_run = (
         select(
             usage.c.run_id,
@@ -621,9 +632,9 @@ def count_repositories(
     not_uses = _check_usage_keys(not_uses, rules)
     selected = latest_runs(filters=filters).with_only_columns(func.count())
     for key in uses:
-        selected = selected.where(_uses(rules, key))
+        selected = selected.where(_uses(rules, key, filters.spec))
     for key in not_uses:
-        selected = selected.where(~_uses(rules, key))
+        selected = selected.where(~_uses(rules, key, filters.spec))
     return int(session.exec(selected).one()[0])
 
 

@@ -8,10 +8,13 @@ import re
 
 import libcst as cst
 
+from miner.analyse.detect.aliases import add_assignment_aliases
+from miner.analyse.detect.callees import resolve_callee
+from miner.analyse.detect.clients import ClientFinder
 from miner.analyse.detect.names import Bindings, dotted_name
 from miner.core.rules import Rules
 from miner.analyse.detect.walk import CallSite, Gathered, gather
-from miner.core.domain import Finding
+from miner.core.domain import RULE_V1, Finding, first_v2_rule
 from miner.analyse.sources import SourceFile
 
 
@@ -50,84 +53,117 @@ def _parse(code: str) -> cst.Module:
 
 
 class Detector:
-    """Finds the calls a rules table describes, following docs/detection.md."""
+    """Finds the calls a rules table describes, following docs/detection.md.
 
-    def __init__(self, rules: Rules) -> None:
+    `spec_version` (default: the rules file's) chooses the spec's rules: 1 leaves out what
+    version 2 added, which only tests and comparisons need, since every finding of version 2
+    records the rule it was made through (`v1` exactly for what version 1 finds).
+    """
+
+    def __init__(self, rules: Rules, spec_version: int | None = None) -> None:
         self.rules = rules
+        self.spec_version = spec_version or rules.spec_version
+        self._v2 = self.spec_version >= 2
         self._import_pattern = re.compile("|".join(
             rf"\bfrom(?:\s|\\\r?\n)+{re.escape(ns)}\b|\bimport(?=\s|\\)(?:[^\n]|\\\r?\n)*\b{re.escape(ns)}\b"
             for ns in rules.namespaces
         ))
+        # Version 2: importlib.import_module / pytest.importorskip / __import__ of a literal name.
+        self._import_function = re.compile(r"\b(?:import_module|importorskip|__import__)\b")
+        self._module_literal = re.compile("|".join(rf"['\"]{re.escape(ns)}['\".]" for ns in rules.namespaces))
         # `from mlflow import *` makes the fluent apis and the client class callable by bare name.
         self._star_apis = frozenset(rules.apis) | {name.rsplit(".", 1)[1] for name in rules.client_classes}
 
     def needs_parse(self, source: SourceFile) -> bool:
-        """The prefilter: a name binds to the namespace only through an import statement naming it.
+        """The prefilter: a name binds to the namespace only through an import naming it.
 
         First a substring test (most files never say `mlflow`), then a regex for `from mlflow`
-        or `import ... mlflow` on one logical line, which every binding form of the spec needs.
-        It may let through text in strings or comments (a wasted parse), never a real import.
+        or `import ... mlflow` on one logical line, which every binding form of the spec needs;
+        or (version 2) the name of an import function (`import_module`, `importorskip`,
+        `__import__`, at the call or where it is imported) with a string literal `"mlflow"` or
+        `"mlflow.…"` somewhere in the file. Aliases, getattr and annotated parameters all start
+        from such a binding. It may let through text in strings or comments (a wasted parse),
+        never a real binding.
         """
         if not any(source.mentions(ns) for ns in self.rules.namespaces):
             return False
-        return any(self._import_pattern.search(cell) for cell in source.cells)
+        if any(self._import_pattern.search(cell) for cell in source.cells):
+            return True
+        return self._v2 and any(self._import_function.search(cell) for cell in source.cells) and any(
+            self._module_literal.search(cell) for cell in source.cells
+        )
 
     def analyse(self, source: SourceFile) -> FileAnalysis:
         if not self.needs_parse(source):
             return FileAnalysis(findings=(), unparsable=(), parsed=False)
-        gathered: list[tuple[int | None, Gathered]] = []
+        gathered: list[tuple[int | None, str, Gathered]] = []
         unparsable: list[UnparsableCell] = []
-        for cell_index, code in zip(source.cell_indices, source.cells):
-            if not code.strip():
-                continue
+        for position, (cell_index, code) in enumerate(zip(source.cell_indices, source.cells)):
+            magic = source.magic_of(position)
+            if not code.strip() or (magic is not None and not self._v2):
+                continue   # version 1 removes every cell that starts with a cell magic
             try:
-                gathered.append((cell_index, gather(_parse(code))))
+                gathered.append((cell_index, magic or RULE_V1, gather(_parse(code))))
             except Exception as exc:  # a parser failure is a recorded outcome, never a crash
                 unparsable.append(UnparsableCell(cell_index, _parser_message(exc)))
         bindings = Bindings(self.rules.namespaces)
-        for _, part in gathered:
+        for _, cell_rule, part in gathered:
             for node in part.imports:
                 if isinstance(node, cst.ImportFrom):
-                    bindings.add_import_from(node)
+                    bindings.add_import_from(node, cell_rule)
                 else:
-                    bindings.add_import(node)
-        clients = self._client_chains(gathered, bindings)
+                    bindings.add_import(node, cell_rule)
+        if self._v2:
+            add_assignment_aliases(
+                bindings, (pair for _, _, part in gathered for pair in part.name_assignments),
+                self.rules.client_classes, self._star_apis,
+            )
+        clients = ClientFinder(bindings, self.rules.client_classes, self._star_apis)
+        chains = clients.chains(gathered, annotated_params=self._v2)
         findings = [
             finding
-            for cell_index, part in gathered
+            for cell_index, cell_rule, part in gathered
             for site in part.calls
-            if (finding := self._finding(source.path, cell_index, site, bindings, clients))
+            if (finding := self._finding(source.path, cell_index, cell_rule, site, bindings,
+                                         clients, chains))
         ]
         return FileAnalysis(findings=tuple(findings), unparsable=tuple(unparsable), parsed=True)
 
-    def _is_client_constructor(self, call: cst.Call, bindings: Bindings) -> bool:
-        name = dotted_name(call.func)
-        if name is None:
-            return False
-        return bindings.resolve(name, self._star_apis) in self.rules.client_classes
-
-    def _client_chains(self, gathered: list[tuple[int | None, Gathered]], bindings: Bindings) -> set[str]:
-        """Names and attribute chains assigned a client instance anywhere in the file."""
-        chains: set[str] = set()
-        for _, part in gathered:
-            for targets, value in part.assignments:
-                if self._is_client_constructor(value, bindings):
-                    chains.update(c for t in targets if (c := dotted_name(t)) is not None)
-        return chains
+    def _client_rule(self, func: cst.BaseExpression, clients: ClientFinder,
+                     chains: dict[str, str]) -> str | None:
+        """The rule that makes the receiver of `func` a client, or None when it is none."""
+        if not isinstance(func, cst.Attribute):
+            return None
+        receiver = func.value
+        if isinstance(receiver, cst.Call):
+            return clients.constructor_rule(receiver)
+        receiver_name = dotted_name(receiver)
+        return chains.get(receiver_name) if receiver_name is not None else None
 
     def _finding(
         self,
         path: str,
         cell: int | None,
+        cell_rule: str,
         site: CallSite,
         bindings: Bindings,
-        clients: set[str],
+        clients: ClientFinder,
+        chains: dict[str, str],
     ) -> Finding | None:
         func = site.node.func
-        callee = dotted_name(func)
-        qualified = bindings.resolve(callee, self._star_apis) if callee else None
         rules = self.rules
-        if qualified is not None and rules.in_namespace(qualified):
+        resolved = resolve_callee(func, bindings, self._star_apis, self._v2)
+        if resolved is not None and not rules.in_namespace(resolved[0]):
+            resolved = None
+        client_rule: str | None = None
+        if resolved is None or resolved[1] != RULE_V1:
+            # What version 1 finds, version 2 finds alike: a client call marked v1 wins over
+            # a call resolved only through a version 2 binding of the same receiver.
+            client_rule = self._client_rule(func, clients, chains)
+            if client_rule == RULE_V1 or resolved is None:
+                resolved = None
+        if resolved is not None:
+            qualified, rule = resolved
             if qualified in rules.client_classes:
                 return None  # constructing the client is not itself a finding
             api = qualified.rsplit(".", 1)[1]
@@ -141,26 +177,22 @@ class Detector:
                 category=rules.category_of(api),
                 flavor=rules.flavor_of(qualified),
                 disabling=self._is_disabling(api, site.node),
+                rule=first_v2_rule(cell_rule, rule),
             )
-        if isinstance(func, cst.Attribute):
-            receiver = func.value
-            receiver_name = dotted_name(receiver)
-            is_client = (receiver_name is not None and receiver_name in clients) or (
-                isinstance(receiver, cst.Call) and self._is_client_constructor(receiver, bindings)
+        if client_rule is not None:
+            method = func.attr.value  # type: ignore[attr-defined]  # a client call is an attribute
+            return Finding(
+                path=path,
+                line=site.line,
+                column=site.column + 1,
+                cell=cell,
+                qualified_name=f"{rules.client_qualified_prefix}.{method}",
+                api=method,
+                category=rules.client_category,
+                flavor=None,
+                via_client=True,
+                rule=first_v2_rule(cell_rule, client_rule),
             )
-            if is_client:
-                method = func.attr.value
-                return Finding(
-                    path=path,
-                    line=site.line,
-                    column=site.column + 1,
-                    cell=cell,
-                    qualified_name=f"{rules.client_qualified_prefix}.{method}",
-                    api=method,
-                    category=rules.client_category,
-                    flavor=None,
-                    via_client=True,
-                )
         return None
 
     def _is_disabling(self, api: str, call: cst.Call) -> bool:

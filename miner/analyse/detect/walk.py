@@ -30,6 +30,10 @@ class Gathered:
     imports: list[cst.Import | cst.ImportFrom] = field(default_factory=list)  # in source order
     assignments: list[tuple[list[cst.BaseExpression], cst.Call]] = field(default_factory=list)
     calls: list[CallSite] = field(default_factory=list)
+    # `name = <name, attribute chain or call>` with a single target (assignment aliases)
+    name_assignments: list[tuple[str, cst.BaseExpression]] = field(default_factory=list)
+    # (name, annotation) of every annotated function parameter (client-annotated parameters)
+    annotated_params: list[tuple[str, cst.BaseExpression]] = field(default_factory=list)
 
 
 _NOTHING_TO_RECORD: AbstractContextManager[None] = nullcontext()
@@ -84,13 +88,25 @@ class _GatheringState(CodegenState):
         self.gathered.imports.append(node)
 
     def _note_assign(self, node: cst.Assign) -> None:
-        if type(node.value) is cst.Call:
+        value_type = type(node.value)
+        if value_type is cst.Call:
             self.gathered.assignments.append(([t.target for t in node.targets], node.value))
+        if value_type in _ALIAS_VALUES and len(node.targets) == 1:
+            target = node.targets[0].target
+            if type(target) is cst.Name:
+                self.gathered.name_assignments.append((target.value, node.value))
+
+    def _note_param(self, node: cst.Param) -> None:
+        # `*args: T` / `**kw: T` annotate each element, not the name: only plain parameters
+        if node.annotation is not None and node.star not in ("*", "**"):
+            self.gathered.annotated_params.append((node.name.value, node.annotation.annotation))
 
     def _note_single_target(self, node: cst.NamedExpr | cst.AnnAssign) -> None:
         if type(node.value) is cst.Call:
             self.gathered.assignments.append(([node.target], node.value))  # type: ignore[list-item]
 
+
+_ALIAS_VALUES = (cst.Name, cst.Attribute, cst.Call)
 
 _NOTES = {
     cst.Call: _GatheringState._note_call,
@@ -99,11 +115,13 @@ _NOTES = {
     cst.Assign: _GatheringState._note_assign,
     cst.NamedExpr: _GatheringState._note_single_target,
     cst.AnnAssign: _GatheringState._note_single_target,
+    cst.Param: _GatheringState._note_param,
 }
 
 
 def gather(module: cst.Module) -> Gathered:
-    """Imports, call-valued assignments and calls of a module, calls with 1-based line and 0-based column."""
+    """Imports, assignments, annotated parameters and calls of a module, calls with 1-based line
+    and 0-based column."""
     state = _GatheringState(module)
     module._codegen(state)
     return state.gathered
