@@ -260,7 +260,7 @@ def findings(
     filters: Filters,
 ) -> None:
     """Every finding of the latest successful run of each repository."""
-    from miner.present.stats import finding_rows
+    from miner.present.findings import finding_rows
 
     settings = _settings()
     with _query_session(settings, filters) as session:
@@ -279,7 +279,7 @@ def repos(
     filters: Filters,
 ) -> None:
     """Repositories with their usage profile: one column per category, counting calls."""
-    from miner.present.stats import repository_rows
+    from miner.present.repositories import repository_rows
 
     settings = _settings()
     rules = load_rules(settings.rules)

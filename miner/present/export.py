@@ -72,7 +72,7 @@ def _plain(column: Any) -> Any:
 def _repositories_table(rules: Rules, filters: Filters) -> ExportTable:
     from sqlalchemy import func
 
-    from miner.present.stats import repository_statement
+    from miner.present.repositories import repository_statement
     from schema.models import Repository
 
     statement, latest, per_run = repository_statement(rules, filters, (), ())
@@ -99,7 +99,7 @@ def _repositories_table(rules: Rules, filters: Filters) -> ExportTable:
 def _runs_table(filters: Filters) -> ExportTable:
     from sqlalchemy import case, select
 
-    from miner.present.stats import failed_last_runs
+    from miner.present.failures import failed_last_runs
     from schema.models import MiningRun, Repository
     from schema.store import latest_runs
 
