@@ -20,7 +20,7 @@ from miner.core.rules import load_rules
 from miner.core.domain import LATEST_SPEC, SPEC_VERSIONS, MiningResult, RunStatus
 from miner.orchestrate.jobs import store_result
 from miner.present.evaluation import EvalReport, api_table, find_git_dir, kind_table, score_repository
-from miner.present.export import ExportFormat
+from miner.present.export_formats import ExportFormat
 from miner.orchestrate.mining import mine_target, run_parallel
 from miner.present.output import Format, console, render_document, render_rows
 from miner.analyse.pipeline import mine_commit
