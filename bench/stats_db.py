@@ -41,7 +41,10 @@ from psycopg import sql
 from sqlalchemy import text
 
 from miner.core.rules import Rules, load_rules
-from miner.present.stats import compute_stats, count_repositories, crawl_trend, finding_rows, repository_rows
+from miner.present.findings import finding_rows
+from miner.present.repositories import count_repositories, repository_rows
+from miner.present.stats import compute_stats
+from miner.present.trend import crawl_trend
 from schema.db import make_engine, open_session, upgrade
 from schema.store import rebuild_summaries
 from schema.filters import Filters

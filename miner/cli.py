@@ -20,7 +20,7 @@ from miner.core.rules import load_rules
 from miner.core.domain import LATEST_SPEC, SPEC_VERSIONS, MiningResult, RunStatus
 from miner.orchestrate.jobs import store_result
 from miner.present.evaluation import EvalReport, api_table, find_git_dir, kind_table, score_repository
-from miner.present.export import ExportFormat
+from miner.present.export_formats import ExportFormat
 from miner.orchestrate.mining import mine_target, run_parallel
 from miner.present.output import Format, console, render_document, render_rows
 from miner.analyse.pipeline import mine_commit
@@ -260,7 +260,7 @@ def findings(
     filters: Filters,
 ) -> None:
     """Every finding of the latest successful run of each repository."""
-    from miner.present.stats import finding_rows
+    from miner.present.findings import finding_rows
 
     settings = _settings()
     with _query_session(settings, filters) as session:
@@ -279,7 +279,7 @@ def repos(
     filters: Filters,
 ) -> None:
     """Repositories with their usage profile: one column per category, counting calls."""
-    from miner.present.stats import repository_rows
+    from miner.present.repositories import repository_rows
 
     settings = _settings()
     rules = load_rules(settings.rules)

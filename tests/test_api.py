@@ -26,7 +26,10 @@ from usage_corpus import (
 from miner.present.api import MAX_PER_PAGE, create_app, read_only_session, usage_profile
 from miner.core.domain import Category
 from miner.core.settings import load_settings
-from miner.present.stats import compute_stats, finding_rows, repository_rows, wilson_interval
+from miner.present.figures import wilson_interval
+from miner.present.findings import finding_rows
+from miner.present.repositories import repository_rows
+from miner.present.stats import compute_stats
 from schema.db import open_session
 from schema.models import FileResult, Finding, MiningRun, Repository
 

@@ -20,8 +20,11 @@ from typer.testing import CliRunner
 
 from miner import __version__
 from miner.cli import app
-from miner.present.export import ExportFormat, write_export
-from miner.present.stats import compute_stats, count_findings, repository_rows
+from miner.present.export import write_export
+from miner.present.export_formats import ExportFormat
+from miner.present.findings import count_findings
+from miner.present.repositories import repository_rows
+from miner.present.stats import compute_stats
 from schema import store
 from schema.filters import Filters
 

@@ -33,15 +33,11 @@ from miner.core.rules import load_rules
 from miner.core.domain import Category, FileKind, FileStatus, MiningResult, RunStatus
 from miner.core.domain import FileResult as FileOutcome
 from miner.core.domain import Finding as Call
-from miner.present.stats import (
-    compute_stats,
-    count_findings,
-    count_repositories,
-    crawl_trend,
-    failure_rows,
-    finding_rows,
-    repository_rows,
-)
+from miner.present.failures import failure_rows
+from miner.present.findings import count_findings, finding_rows
+from miner.present.repositories import count_repositories, repository_rows
+from miner.present.stats import compute_stats
+from miner.present.trend import crawl_trend
 from schema import store
 from schema.db import alembic_config, make_engine
 from schema.filters import Filters, parse_since

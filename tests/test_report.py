@@ -30,7 +30,8 @@ from miner.present.charts import (
 )
 from miner.cli import app
 from miner.present.report import write_report
-from miner.present.stats import compute_stats, finding_rows
+from miner.present.findings import finding_rows
+from miner.present.stats import compute_stats
 from schema.filters import Filters
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

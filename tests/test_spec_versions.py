@@ -30,7 +30,9 @@ from miner.core.rules import load_rules
 from miner import __version__
 from miner.core.domain import Category, FileKind, FileResult, FileStatus, Finding, MiningResult, RunStatus
 from miner.core.settings import load_settings
-from miner.present.stats import compute_stats, count_repositories, finding_rows, repository_rows
+from miner.present.findings import finding_rows
+from miner.present.repositories import count_repositories, repository_rows
+from miner.present.stats import compute_stats
 from schema import store
 from schema.filters import Filters
 from schema.models import MiningRun, RunUsage

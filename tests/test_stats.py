@@ -1,4 +1,5 @@
-"""miner.present.stats on SQLite and PostgreSQL, against numbers worked out by hand.
+"""miner.present.stats and the row queries beside it on SQLite and PostgreSQL, against numbers
+worked out by hand.
 
 The corpus: five repositories mined successfully and one whose clone failed.
 
@@ -25,7 +26,10 @@ from miner.core.rules import load_rules
 from miner.core.domain import Category, FileKind, FileStatus, MiningResult, RunStatus
 from miner.core.domain import FileResult as FileOutcome
 from miner.core.domain import Finding as Call
-from miner.present.stats import compute_stats, finding_rows, repository_usage, wilson_interval
+from miner.present.figures import wilson_interval
+from miner.present.findings import finding_rows
+from miner.present.repositories import repository_usage
+from miner.present.stats import compute_stats
 from schema import store
 
 RULES = load_rules()

@@ -362,7 +362,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/api/trend", response_model=TrendPublic, tags=["stats"])
     def read_trend(session: SessionDep, rules: RulesDep) -> dict[str, Any]:
         """The headline share of each crawl, oldest first."""
-        from miner.present.stats import crawl_trend
+        from miner.present.trend import crawl_trend
 
         rows = crawl_trend(session=session, rules=rules)
         return {"data": rows, "count": len(rows)}
@@ -378,7 +378,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         repo: Annotated[str | None, Query(max_length=300, pattern=NO_NUL, description="Only this OWNER/NAME.")] = None,
     ) -> dict[str, Any]:
         """Findings of the latest successful run of each repository."""
-        from miner.present.stats import count_findings, finding_rows
+        from miner.present.findings import count_findings, finding_rows
 
         api = _check_api(session, rules, api)
         rows = finding_rows(session=session, repo=repo, api=api, filters=filters,

@@ -41,7 +41,7 @@ router = APIRouter(tags=["repositories"])
 # ------------------------------------------------------------------------- dependencies
 
 def _check_usage(field: str, values: Sequence[str], rules: Rules) -> tuple[str, ...]:
-    from miner.present.stats import usage_keys
+    from miner.present.usage import usage_keys
 
     known = usage_keys(rules)
     for value in values:
@@ -102,7 +102,7 @@ def repository_list(session: Session, rules: Rules, filters: Filters, page: Page
                     sort: Sort) -> dict[str, Any]:
     """A page of repository rows and their total."""
     from miner.present.browse import sorted_repository_rows
-    from miner.present.stats import count_repositories
+    from miner.present.repositories import count_repositories
 
     rows = sorted_repository_rows(session=session, rules=rules, filters=filters, uses=usage.uses,
                                   not_uses=usage.not_uses, sort=sort.key, order=sort.order,

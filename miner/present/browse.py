@@ -1,8 +1,9 @@
 """What the repositories pages and their API show: the repository list sorted and paged with each
 repository's last run, and one repository with its runs, failures and findings.
 
-Built on `miner.present.stats` (the same rows as `miner repos`, the same findings as `miner findings`),
-so a page, the API and the CLI cannot disagree about a repository.
+Built on `miner.present.repositories` and `miner.present.findings` (the same rows as `miner repos`,
+the same findings as `miner findings`), so a page, the API and the CLI cannot disagree about a
+repository.
 """
 
 from __future__ import annotations
@@ -17,14 +18,9 @@ from sqlmodel import Session, select
 
 from miner.core.rules import Rules
 from miner.core.domain import Category, FileStatus, RunStatus
-from miner.present.stats import (
-    count_findings,
-    finding_rows,
-    repository_row,
-    repository_rows,
-    repository_statement,
-    usage_keys,
-)
+from miner.present.findings import count_findings, finding_rows
+from miner.present.repositories import repository_row, repository_rows, repository_statement
+from miner.present.usage import usage_keys
 from miner.present.web.links import file_url, with_urls
 from schema.filters import Filters, repository_conditions
 from schema.models import FileResult, MiningRun, Repository
@@ -154,7 +150,7 @@ def repositories_without_ok_run(
 def usage_profile(findings: Sequence[dict[str, Any]], rules: Rules) -> dict[str, Any]:
     """One repository's counts per category and headline flag, from its latest findings.
 
-    The same counting as `miner.present.stats`: a table category by api (fluent and client calls),
+    The same counting as `miner.present.usage`: a table category by api (fluent and client calls),
     `client` every client call, `other` findings of category other; the headline needs a
     headline api that is not a disabling call.
     """
@@ -179,7 +175,7 @@ def repository_failures(
     *, session: Session, repository: Repository, web_url: str
 ) -> list[dict[str, Any]]:
     """Its failed runs (newest first), then the files its latest successful run could not
-    parse or skipped; the keys of `miner.present.stats.failure_rows`, plus a file's `url`."""
+    parse or skipped; the keys of `miner.present.failures.failure_rows`, plus a file's `url`."""
     runs = session.exec(
         select(MiningRun).where(MiningRun.repository_id == repository.id,
                                 MiningRun.status != RunStatus.ok)

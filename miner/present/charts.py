@@ -3,7 +3,8 @@
 Figures are built with the object API (`Figure` on an Agg canvas), never through pyplot: pyplot
 keeps global state, and the API renders charts on several threads at once. The drawing
 functions take plain numbers and never touch the database; `render_charts` gathers the numbers
-through `miner.present.stats` (so the CLI filters apply) and draws the charts asked for.
+through the same queries as the CLI (stats, repositories, findings, trend; so the CLI filters
+apply) and draws the charts asked for.
 """
 
 from __future__ import annotations
@@ -304,12 +305,15 @@ def render_charts(
     stats: Mapping[str, Any] | None = None,
 ) -> dict[Chart, bytes]:
     """PNG bytes of each chart asked for; each number is read once, and only when needed."""
-    from miner.present import stats as queries
+    from miner.present.findings import finding_rows
+    from miner.present.repositories import repository_rows
+    from miner.present.stats import compute_stats
+    from miner.present.trend import crawl_trend
 
     wanted = list(dict.fromkeys(Chart(chart) for chart in charts))
     needs_stats = {Chart.headline, Chart.apis, Chart.categories, Chart.autolog_flavors}
     if stats is None and needs_stats & set(wanted):
-        stats = queries.compute_stats(session=session, rules=rules, filters=filters)
+        stats = compute_stats(session=session, rules=rules, filters=filters)
     pngs: dict[Chart, bytes] = {}
     for chart in wanted:
         if chart is Chart.headline:
@@ -322,12 +326,12 @@ def render_charts(
                                 repositories=stats["repositories"])
         elif chart is Chart.autolog_flavors:
             rows = [row for api in rules.apis_of(Category.autolog)
-                    for row in queries.finding_rows(session=session, api=api, filters=filters)]
+                    for row in finding_rows(session=session, api=api, filters=filters)]
             figure = flavor_bars(autolog_flavor_counts(rows), repositories=stats["repositories"])
         elif chart is Chart.findings_per_repository:
-            rows = queries.repository_rows(session=session, rules=rules, filters=filters)
+            rows = repository_rows(session=session, rules=rules, filters=filters)
             figure = findings_histogram([int(row["findings"]) for row in rows])
         else:
-            figure = trend_line(queries.crawl_trend(session=session, rules=rules))
+            figure = trend_line(crawl_trend(session=session, rules=rules))
         pngs[chart] = png_bytes(figure)
     return pngs

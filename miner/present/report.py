@@ -76,7 +76,8 @@ def write_report(
     generated_at: datetime | None = None,
 ) -> ReportFiles:
     """Query, draw and write `index.html`, one PNG per chart and `stats.json` into `out_dir`."""
-    from miner.present.stats import compute_stats, failure_rows
+    from miner.present.failures import failure_rows
+    from miner.present.stats import compute_stats
 
     generated_at = generated_at or datetime.now(timezone.utc)
     stats = compute_stats(session=session, rules=rules, filters=filters)

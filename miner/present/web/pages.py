@@ -27,7 +27,7 @@ from miner.present.api_repositories import (
 )
 from miner.present.browse import RepositorySort, default_order
 from miner.core.rules import Rules
-from miner.present.stats import HEADLINE
+from miner.present.usage import HEADLINE
 from miner.present.web import templates
 from miner.present.web.links import commit_url, file_url, is_notebook, location, repository_url
 
