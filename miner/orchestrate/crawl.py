@@ -45,7 +45,7 @@ def start_crawl(
     mined again by the next crawl.
     """
     from miner.core.rules import load_rules
-    from miner.acquire.github import enumerate_repositories
+    from miner.acquire.github.topics import enumerate_repositories
     from schema.crawls import latest_rules_versions, record_plan
     from schema.db import open_session
     from schema.models import CrawlStatus
