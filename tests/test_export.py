@@ -22,7 +22,8 @@ from miner import __version__
 from miner.cli import app
 from miner.present.export import ExportFormat, write_export
 from miner.present.stats import compute_stats, count_findings, repository_rows
-from schema import store
+from schema.repositories import upsert_repository
+from schema.runs import save_run
 from schema.filters import Filters
 
 TABLES = ("repositories", "runs", "file_results", "findings")
@@ -182,10 +183,10 @@ def test_tables_are_written_in_chunks(session: Session, dataset: dict[str, int],
 
 def test_awkward_text_survives_every_format(session: Session, tmp_path: Path) -> None:
     awkward = 'dir, with "quotes"/new\nline; DROP TABLE finding; --.py'
-    repository = store.upsert_repository(session=session, full_name="o/awkward",
+    repository = upsert_repository(session=session, full_name="o/awkward",
                                          topics=[SQLISH_TOPIC, "ünïcode"], stars=3,
                                          description='a "quoted", multi\nline text')
-    store.save_run(session=session, repository=repository,
+    save_run(session=session, repository=repository,
                    result=mined("o/awkward", "w1", replace(fluent("log_param"), path=awkward),
                                 client("log_metric"), on=2),
                    rules_version=RULES.version, tool_version="test")

@@ -31,7 +31,9 @@ from miner import __version__
 from miner.core.domain import Category, FileKind, FileResult, FileStatus, Finding, MiningResult, RunStatus
 from miner.core.settings import load_settings
 from miner.present.stats import compute_stats, count_repositories, finding_rows, repository_rows
-from schema import store
+from schema.repositories import upsert_repository
+from schema.runs import save_run
+from schema.summaries import rebuild_summaries
 from schema.filters import Filters
 from schema.models import MiningRun, RunUsage
 
@@ -70,8 +72,8 @@ def corpus(session: Session) -> Session:
         result = MiningResult(name, f"sha-{minutes}", RunStatus.ok, started, started + timedelta(seconds=3),
                               files=[FileResult("train.py", FileKind.py, FileStatus.ok, parsed=True)],
                               findings=list(findings))
-        repository = store.upsert_repository(session=session, full_name=name)
-        store.save_run(session=session, repository=repository, result=result,
+        repository = upsert_repository(session=session, full_name=name)
+        save_run(session=session, repository=repository, result=result,
                        rules_version=RULES.version, tool_version="test")
     return session
 
@@ -113,7 +115,7 @@ def test_stats_under_each_spec_version(corpus: Session) -> None:
 
 
 def test_rebuilt_summaries_give_the_same_figures(corpus: Session) -> None:
-    store.rebuild_summaries(session=corpus)
+    rebuild_summaries(session=corpus)
     assert figures(compute_stats(session=corpus, rules=RULES)) == SPEC_2
     assert figures(compute_stats(session=corpus, rules=RULES, filters=Filters(spec=1))) == SPEC_1
 

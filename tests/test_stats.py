@@ -26,7 +26,8 @@ from miner.core.domain import Category, FileKind, FileStatus, MiningResult, RunS
 from miner.core.domain import FileResult as FileOutcome
 from miner.core.domain import Finding as Call
 from miner.present.stats import compute_stats, finding_rows, repository_usage, wilson_interval
-from schema import store
+from schema.repositories import upsert_repository
+from schema.runs import save_run
 
 RULES = load_rules()
 T0 = datetime(2026, 3, 1, tzinfo=timezone.utc)
@@ -59,8 +60,8 @@ def mined(full_name: str, sha: str | None, *calls: Call, minutes: int = 0,
 
 def store_all(session: Session, *results: MiningResult) -> None:
     for result in results:
-        repository = store.upsert_repository(session=session, full_name=result.full_name)
-        store.save_run(session=session, repository=repository, result=result,
+        repository = upsert_repository(session=session, full_name=result.full_name)
+        save_run(session=session, repository=repository, result=result,
                        rules_version=RULES.version, tool_version="test")
 
 

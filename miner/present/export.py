@@ -101,7 +101,7 @@ def _runs_table(filters: Filters) -> ExportTable:
 
     from miner.present.stats import failed_last_runs
     from schema.models import MiningRun, Repository
-    from schema.store import latest_runs
+    from schema.latest import latest_runs
 
     latest = select(latest_runs(filters=filters).subquery("latest").c.id)
     last_failed = failed_last_runs(filters)
@@ -133,7 +133,7 @@ def _file_results_table(filters: Filters) -> ExportTable:
     from sqlalchemy import select
 
     from schema.models import FileResult, Repository
-    from schema.store import latest_runs
+    from schema.latest import latest_runs
 
     latest = latest_runs(filters=filters).subquery("latest")
     statement = (
@@ -159,7 +159,7 @@ def _findings_table(filters: Filters) -> ExportTable:
 
     from schema.models import Finding, Repository
     from schema.spec import spec_columns
-    from schema.store import latest_runs
+    from schema.latest import latest_runs
 
     latest = latest_runs(filters=filters).subquery("latest")
     statement = (

@@ -49,7 +49,7 @@ from miner.core.domain import LATEST_SPEC, Category, FileStatus, RunStatus
 from schema.filters import Filters, has_repository_conditions, merge_crawl, repository_conditions
 from schema.models import Crawl, FileResult, Finding, MiningRun, Repository, RunUsage
 from schema.spec import spec_columns
-from schema.store import latest_runs
+from schema.latest import latest_runs
 
 Z_95 = 1.959964   # two-sided 95 % normal quantile
 HEADLINE = "headline"
