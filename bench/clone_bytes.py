@@ -1,7 +1,10 @@
 """Bytes a crawl's partial clone fetches, against a full clone of the same repository.
 
-    python -m bench.clone_bytes
-    python -m bench.clone_bytes --corpus /work/shared/eval/corpus-dev.json --mirrors /work/.mirror --verbose
+    python -m bench.clone_bytes --corpus CORPUS.json --mirrors DIR
+    python -m bench.clone_bytes --corpus CORPUS.json --mirrors DIR --verbose
+
+--corpus and --mirrors (also spelled --repos-root) may instead come from BENCH_CORPUS and
+BENCH_REPOS_ROOT; one of the two ways is required.
 
 Every repository of the evaluation corpus is served read-only from its bare mirror over file://
 (upload-pack run with filters and any-object wants allowed, as GitHub's is; nothing is written
@@ -37,6 +40,8 @@ from miner.present.evaluation import find_git_dir
 from miner.orchestrate.mining import run_parallel
 from miner.analyse.pipeline import mine_commit
 from miner.core.settings import LimitSettings
+
+from bench.inputs import add_corpus_options, require_corpus_options
 
 UPLOAD_PACK = "git -c uploadpack.allowFilter=true -c uploadpack.allowAnySHA1InWant=true upload-pack"
 TARGET_RATIO = 0.3
@@ -127,17 +132,17 @@ def _ratio(numerator: int, denominator: int) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--corpus", type=Path, default=Path("/work/shared/eval/corpus-dev.json"))
-    parser.add_argument("--mirrors", type=Path, default=Path("/work/.mirror"))
+    add_corpus_options(parser, repos_root_flags=("--mirrors", "--repos-root"))
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--no-verify", dest="verify", action="store_false", help="skip mining both sides")
     parser.add_argument("--verbose", action="store_true", help="one line per repository")
     args = parser.parse_args(argv)
+    require_corpus_options(parser, args, repos_root_flag="--mirrors")
 
     entries = json.loads(args.corpus.read_text())["repositories"]
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="bench-clone-bytes-") as scratch:
-        job = _Measure(args.mirrors, Path(scratch), args.verify)
+        job = _Measure(args.repos_root, Path(scratch), args.verify)
         for _entry, row in run_parallel(job, entries, args.workers):
             rows.append(row)
     rows.sort(key=lambda r: r.repo)

@@ -1,10 +1,12 @@
 """Profile the analysis of a whole corpus, single process, with pyinstrument; write the hotspots.
 
-    python -m bench.profile --corpus ../shared/eval/corpus-dev.json --repos-root /work/.mirror \
-        --out /work/bench-profile.txt
+    python -m bench.profile --corpus CORPUS.json --repos-root DIR --out bench-profile.txt
+
+--corpus and --repos-root may instead come from BENCH_CORPUS and BENCH_REPOS_ROOT; one of the two
+ways is required. Without --out the whole report goes to stdout.
 
 The pipeline parses in a forked sandbox child (miner/analyse/sandbox.py) that this profiler cannot see, so
-the detector is called in-process here (bench.analysis.parse_in_process). The report holds: functions by self time (where the samples landed), functions by inclusive time
+the detector is called in-process here (bench.analysis.ours.parse_in_process). The report holds: functions by self time (where the samples landed), functions by inclusive time
 (counted once per stack, so recursion does not inflate them), and pyinstrument's call tree.
 """
 
@@ -18,7 +20,8 @@ from pathlib import Path
 
 from miner.present.evaluation import find_git_dir
 
-from bench.analysis import mine_item, parse_in_process
+from bench.analysis.ours import mine_item, parse_in_process
+from bench.inputs import add_corpus_options, require_corpus_options
 
 
 def _walk(frame, stack: tuple[str, ...], self_times: dict, inclusive: dict, labels: dict) -> None:
@@ -37,13 +40,13 @@ def _walk(frame, stack: tuple[str, ...], self_times: dict, inclusive: dict, labe
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--corpus", type=Path, default=Path("../shared/eval/corpus-dev.json"))
-    ap.add_argument("--repos-root", type=Path, default=Path("/work/.mirror"))
+    add_corpus_options(ap)
     ap.add_argument("--repos", type=int, default=None)
-    ap.add_argument("--out", type=Path, default=Path("/work/bench-profile.txt"))
+    ap.add_argument("--out", type=Path, default=None, help="write the whole report here (default: stdout)")
     ap.add_argument("--interval", type=float, default=0.001)
     ap.add_argument("--top", type=int, default=40)
     args = ap.parse_args(argv)
+    require_corpus_options(ap, args)
     try:
         from pyinstrument import Profiler
     except ImportError:
@@ -91,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"{rank:3}. {100 * t / total:5.1f} %  {t:7.2f} s  {labels[key]}")
     lines += ["", "pyinstrument call tree (library frames grouped):", ""]
     lines.append(profiler.output_text(unicode=False, color=False, show_all=False))
+    if args.out is None:
+        print("\n".join(lines))
+        return 0
     args.out.write_text("\n".join(lines))
     print("\n".join(lines[: args.top + 4]))
     print(f"... written to {args.out}", file=sys.stderr)

@@ -5,7 +5,7 @@
 
 Each size is served by the local fake GitHub (tests/github_fake.py, real HTTP on 127.0.0.1) with
 creation dates that grow year over year, as a topic's do, and enumerated by
-`miner.acquire.github.enumerate_repositories`. The floor is ceil(N / 100): every result read once, in full
+`miner.acquire.github.topics.enumerate_repositories`. The floor is ceil(N / 100): every result read once, in full
 pages, with no probe wasted. In the same run the same topic is enumerated with cuts at the
 middle of each range instead of interpolated ones, the plain bisection a slicer starts from.
 A last line repeats the first size under GitHub's search quota (30 requests a minute), on a
@@ -22,14 +22,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from miner.acquire import github as gh
+from miner.acquire.github import client, topics
+from miner.acquire.github.slices import SlicePlanner
 from tests.github_fake import FakeClock, FakeGithub
 
 TOPIC = "mlflow"
 TARGET_RATIO = 1.2
 
 
-class HalvingPlanner(gh.SlicePlanner):
+class HalvingPlanner(SlicePlanner):
     """The baseline: cut every over-full range at its middle."""
 
     def _cut_point(self, lo_s: int, hi_s: int, count: int) -> int:
@@ -37,13 +38,13 @@ class HalvingPlanner(gh.SlicePlanner):
 
 
 @contextmanager
-def planner(cls: type[gh.SlicePlanner]) -> Iterator[None]:
-    original = gh.SlicePlanner
-    gh.SlicePlanner = cls  # type: ignore[misc]
+def planner(cls: type[SlicePlanner]) -> Iterator[None]:
+    original = topics.SlicePlanner
+    topics.SlicePlanner = cls  # type: ignore[misc]
     try:
         yield
     finally:
-        gh.SlicePlanner = original  # type: ignore[misc]
+        topics.SlicePlanner = original  # type: ignore[misc]
 
 
 @dataclass
@@ -66,12 +67,12 @@ def measure(size: int, start: datetime, growth: float, seed: int) -> Row:
         fake.add_synthetic_repositories(size, topics=[TOPIC], start=start, growth_per_year=growth, seed=seed)
         settings = fake.github_settings(token="bench-token")
         began = time.perf_counter()
-        result = gh.enumerate_repositories(settings, [TOPIC])
+        result = topics.enumerate_repositories(settings, [TOPIC])
         seconds = time.perf_counter() - began
         assert result.requests == fake.search_requests
         fake.reset()
         with planner(HalvingPlanner):
-            halving = gh.enumerate_repositories(settings, [TOPIC])
+            halving = topics.enumerate_repositories(settings, [TOPIC])
     names = [repository.full_name for repository in result.repositories]
     return Row(
         size=size,
@@ -86,15 +87,15 @@ def measure(size: int, start: datetime, growth: float, seed: int) -> Row:
 
 def measure_under_quota(size: int, start: datetime, growth: float, seed: int) -> str:
     clock = FakeClock()
-    original_sleep, original_clock = gh.sleep, gh.clock
-    gh.sleep, gh.clock = clock.sleep, clock
+    original_sleep, original_clock = client.sleep, client.clock
+    client.sleep, client.clock = clock.sleep, clock
     try:
         with FakeGithub(clock=clock, search_limit=30) as fake:
             fake.add_synthetic_repositories(size, topics=[TOPIC], start=start, growth_per_year=growth, seed=seed)
-            result = gh.enumerate_repositories(fake.github_settings(token="bench-token"), [TOPIC])
+            result = topics.enumerate_repositories(fake.github_settings(token="bench-token"), [TOPIC])
             refused = sum(1 for entry in fake.log if entry.status != 200)
     finally:
-        gh.sleep, gh.clock = original_sleep, original_clock
+        client.sleep, client.clock = original_sleep, original_clock
     return (
         f"under a 30/min search quota, N={size}: {len(result.repositories)} found, {result.requests} requests "
         f"({refused} refused), {len(clock.sleeps)} waits totalling {sum(clock.sleeps):.0f} s of simulated time"

@@ -10,8 +10,8 @@ also have an older successful run (history that the statistics must skip), 3 % a
 run, and 2 % of extra repositories were never mined successfully. Each run calls 2 to 8
 distinct apis of the rules table (or outside it), 8 % of calls go through an MlflowClient and
 one autolog in ten disables it. Rows are bulk inserted (executemany on SQLite, COPY on
-PostgreSQL); what `store.save_run` writes beside the findings (per-run usage rows and
-profiles, latest flags) is then folded from them by `store.rebuild_summaries`, and checked.
+PostgreSQL); what `schema.runs.save_run` writes beside the findings (per-run usage rows and
+profiles, latest flags) is then folded from them by `schema.summaries.rebuild_summaries`, and checked.
 PostgreSQL gets the VACUUM ANALYZE autovacuum would run.
 
 Then, in the same process and alternately, `SELECT count(*) FROM finding` (the baseline) and
@@ -46,7 +46,7 @@ from miner.present.repositories import count_repositories, repository_rows
 from miner.present.stats import compute_stats
 from miner.present.trend import crawl_trend
 from schema.db import make_engine, open_session, upgrade
-from schema.store import rebuild_summaries
+from schema.summaries import rebuild_summaries
 from schema.filters import Filters
 
 TARGET_S = 1.0

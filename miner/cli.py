@@ -437,7 +437,7 @@ def crawl(
             except BrokerUnavailable as exc:
                 from schema.db import open_session
                 from schema.models import CrawlStatus
-                from schema.store import finish_crawl
+                from schema.crawls import finish_crawl
 
                 with open_session(settings) as session:   # not left "running" forever
                     finish_crawl(session=session, crawl=plan.crawl_id, status=CrawlStatus.failed,

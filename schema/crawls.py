@@ -1,4 +1,7 @@
-"""Crawl bookkeeping: counts while a crawl runs, progress from stored runs, closing when done."""
+"""Crawl bookkeeping: creating a crawl, counts while it runs, progress from stored runs, finishing it.
+
+Store conventions: keyword-only `session`, never opened here; writing functions commit.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,61 @@ from sqlmodel import Session, select
 
 from miner.core.domain import RunStatus
 from schema.models import Crawl, CrawlStatus, MiningRun, Repository, as_utc, utc_now
+
+
+def create_crawl(
+    *,
+    session: Session,
+    topics: list[str],
+    query: str | None = None,
+    slices: list[Any] | None = None,
+) -> Crawl:
+    crawl = Crawl(topics=list(topics), query=query or None, slices=list(slices or []))
+    session.add(crawl)
+    session.commit()
+    return crawl
+
+
+def finish_crawl(
+    *,
+    session: Session,
+    crawl: Crawl | int,
+    status: CrawlStatus = CrawlStatus.ok,
+    error: str | None = None,
+    repos_found: int | None = None,
+    repos_enqueued: int | None = None,
+    repos_skipped_unchanged: int | None = None,
+    slices: list[Any] | None = None,
+    finished_at: datetime | None = None,
+) -> Crawl:
+    """Record a crawl's counts (None keeps a count as it is) and its status.
+
+    A crawl whose repositories are still being mined stays `running` (no finished_at): the
+    last mining task closes it through `close_crawl_if_done`. Any other status is final and
+    gets finished_at (now unless given).
+    """
+    crawl_id = crawl if isinstance(crawl, int) else crawl.id
+    status = CrawlStatus(status)
+    if finished_at is None and status is not CrawlStatus.running:
+        finished_at = utc_now()
+    values: dict[str, Any] = {"status": status, "error": error, "finished_at": finished_at}
+    for key, value in (
+        ("repos_found", repos_found),
+        ("repos_enqueued", repos_enqueued),
+        ("repos_skipped_unchanged", repos_skipped_unchanged),
+        ("slices", slices),
+    ):
+        if value is not None:
+            values[key] = value
+    session.exec(
+        update(Crawl).where(Crawl.id == crawl_id).values(**values),
+        execution_options={"synchronize_session": False},
+    )
+    session.commit()
+    loaded = session.get(Crawl, crawl_id, populate_existing=True)
+    if loaded is None:
+        raise LookupError(f"no crawl with id {crawl_id}")
+    return loaded
 
 
 def record_plan(

@@ -1,6 +1,6 @@
 """Filters shared by every query command and the read API: which repositories and runs count.
 
-The conditions are SQL, built here once for `store.latest_runs` and every query over it. A
+The conditions are SQL, built here once for `schema.latest.latest_runs` and every query over it. A
 topic is matched as an element of the JSON list in `repository.topics`, always as a bound
 parameter, so a topic such as `x' OR 1=1 --` is just a topic nobody has.
 """

@@ -137,7 +137,7 @@ class MiningRun(SQLModel, table=True):
     """One mine of one (repository, commit); mining the same commit again replaces this row.
 
     `commit_sha` is None when the clone failed before a commit was known; NULLs are distinct in
-    the unique constraint, so the store itself keeps those from piling up (see `store.save_run`).
+    the unique constraint, so the store itself keeps those from piling up (see `schema.runs.save_run`).
     """
 
     __table_args__ = (
@@ -168,9 +168,9 @@ class MiningRun(SQLModel, table=True):
     rules_version: str
     tool_version: str
     # The repository's latest successful run (greatest finished_at, then id): kept by
-    # `store.save_run` for every run of the repository, so statistics need no anti-join.
+    # `schema.runs.save_run` for every run of the repository, so statistics need no anti-join.
     latest: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
-    # The run's usage profile, folded from its findings by `store.save_run`: the apis it
+    # The run's usage profile, folded from its findings by `schema.runs.save_run`: the apis it
     # uses (sorted, comma-separated; an autolog that only disables is no use), and its calls
     # through an MlflowClient and of category other. Rules-independent: categories are
     # applied to the distinct profiles at query time.
@@ -227,7 +227,7 @@ class Finding(SQLModel, table=True):
 
 
 class RunUsage(SQLModel, table=True):
-    """One run's findings folded per api, written by `store.save_run` with the findings.
+    """One run's findings folded per api, written by `schema.runs.save_run` with the findings.
 
     Statistics read these (a handful of rows per repository) instead of every finding: on
     100,000 repositories with 2,000,000 findings that is what keeps `miner stats` under a

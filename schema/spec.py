@@ -1,7 +1,7 @@
 """The stored columns behind the figures of one spec version (`--spec 1|2`).
 
 Findings record the rule they were made through (`Finding.rule`: `v1`, or a version 2 kind).
-`store.save_run` folds them twice into the summaries the statistics read: over every finding
+`schema.runs.save_run` folds them twice into the summaries the statistics read: over every finding
 (`RunUsage.calls`, `MiningRun.apis_used`, ...) and over the findings of version 1 only (the
 `*_v1` columns). Version 2 is every rule there is, so its figures are the plain columns.
 """

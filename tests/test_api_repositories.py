@@ -20,7 +20,8 @@ from miner.present.api import MAX_PER_PAGE, create_app
 from miner.present.browse import RepositorySort, SortOrder
 from miner.core.domain import RunStatus
 from miner.core.settings import load_settings
-from schema import store
+from schema.repositories import get_repository
+from schema.runs import save_run
 
 NAMES = ["acme/autolog-off", "acme/busy", "acme/client", "acme/config", "acme/params",
          "acme/sklearn", EVIL]
@@ -86,8 +87,8 @@ def test_sorting_keeps_the_filters(api: Seeded) -> None:
 
 def test_each_repository_carries_its_last_run(api: Seeded) -> None:
     """A failure after the counted run shows as the last run; the usage stays the counted run's."""
-    busy = store.get_repository(session=api.session, full_name="acme/busy")
-    store.save_run(session=api.session, repository=busy,
+    busy = get_repository(session=api.session, full_name="acme/busy")
+    save_run(session=api.session, repository=busy,
                    result=mined("acme/busy", "b2", at=T0 + timedelta(days=4),
                                 status=RunStatus.timeout, error="mine timed out"),
                    crawl_id=api.crawls["crawl2"], rules_version=RULES.version, tool_version="test")

@@ -28,7 +28,8 @@ from miner.core.settings import load_settings
 from schema.crawls import record_plan
 from schema.db import SessionLimits, is_lock_timeout, make_engine, open_session
 from schema.models import Crawl
-from schema.store import create_crawl, upsert_repository
+from schema.crawls import create_crawl
+from schema.repositories import upsert_repository
 
 
 def _psycopg_url(url: str) -> str:

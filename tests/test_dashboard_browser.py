@@ -35,7 +35,8 @@ from usage_corpus import HEADLINE, N, RULES, mined, seed
 
 from miner.core.domain import FileKind, FileResult, FileStatus
 from miner.present.report import write_report
-from schema import store
+from schema.repositories import upsert_repository
+from schema.runs import save_run
 from schema.db import make_engine, open_session, upgrade
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -316,11 +317,11 @@ def test_report_fits_a_1300_px_window(chromium: str, tmp_path: Path) -> None:
                  "hyperparameter_optimisation_with_optuna_and_mlflow_tracking_final_v2.ipynb")
     with open_session(url) as session:
         seed(session)
-        repository = store.upsert_repository(session=session, full_name=wide_name, stars=3,
+        repository = upsert_repository(session=session, full_name=wide_name, stars=3,
                                              clone_url=f"https://example.invalid/{wide_name}.git")
         unparsable = FileResult(path=wide_path, kind=FileKind.ipynb, status=FileStatus.unparsable,
                                 error="Syntax Error @ 4:1. parser error: error at 3:5: expected one of !=, %, &, (, *")
-        store.save_run(session=session, repository=repository,
+        save_run(session=session, repository=repository,
                        result=mined(wide_name, "0123456789abcdef0123456789abcdef01234567",
                                     at=datetime(2026, 3, 2, tzinfo=timezone.utc),
                                     extra_files=(unparsable,)),

@@ -25,7 +25,8 @@ from miner.present.export_formats import ExportFormat
 from miner.present.findings import count_findings
 from miner.present.repositories import repository_rows
 from miner.present.stats import compute_stats
-from schema import store
+from schema.repositories import upsert_repository
+from schema.runs import save_run
 from schema.filters import Filters
 
 TABLES = ("repositories", "runs", "file_results", "findings")
@@ -185,10 +186,10 @@ def test_tables_are_written_in_chunks(session: Session, dataset: dict[str, int],
 
 def test_awkward_text_survives_every_format(session: Session, tmp_path: Path) -> None:
     awkward = 'dir, with "quotes"/new\nline; DROP TABLE finding; --.py'
-    repository = store.upsert_repository(session=session, full_name="o/awkward",
+    repository = upsert_repository(session=session, full_name="o/awkward",
                                          topics=[SQLISH_TOPIC, "ünïcode"], stars=3,
                                          description='a "quoted", multi\nline text')
-    store.save_run(session=session, repository=repository,
+    save_run(session=session, repository=repository,
                    result=mined("o/awkward", "w1", replace(fluent("log_param"), path=awkward),
                                 client("log_metric"), on=2),
                    rules_version=RULES.version, tool_version="test")

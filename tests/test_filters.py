@@ -38,7 +38,11 @@ from miner.present.findings import count_findings, finding_rows
 from miner.present.repositories import count_repositories, repository_rows
 from miner.present.stats import compute_stats
 from miner.present.trend import crawl_trend
-from schema import store
+from schema.crawls import create_crawl
+from schema.latest import latest_runs
+from schema.repositories import get_repository, upsert_repository
+from schema.runs import save_run
+from schema.summaries import rebuild_summaries
 from schema.db import alembic_config, make_engine
 from schema.filters import Filters, parse_since
 from schema.models import Finding, MiningRun, RunUsage
@@ -90,7 +94,7 @@ REPOSITORIES = {
 
 def seed_dataset(session: Session) -> dict[str, int]:
     """Store the table of the module docstring; returns the crawl ids {1: id, 2: id}."""
-    crawls = {number: store.create_crawl(session=session, topics=["mlflow-projects"],
+    crawls = {number: create_crawl(session=session, topics=["mlflow-projects"],
                                          query="topic:mlflow-projects",
                                          slices=[f"created:2026-0{number}"]).id
               for number in (1, 2)}
@@ -108,9 +112,9 @@ def seed_dataset(session: Session) -> dict[str, int]:
         (2, mined("a/failed", None, on=2, status=RunStatus.clone_failed)),
     ]
     for crawl, result in runs:
-        repository = store.upsert_repository(session=session, full_name=result.full_name,
+        repository = upsert_repository(session=session, full_name=result.full_name,
                                              **REPOSITORIES[result.full_name])
-        store.save_run(session=session, repository=repository, result=result,
+        save_run(session=session, repository=repository, result=result,
                        crawl_id=crawls[crawl] if crawl else None,
                        rules_version=RULES.version, tool_version="test")
     return crawls
@@ -314,21 +318,21 @@ def test_save_run_keeps_the_usage_rows_and_the_latest_flag(
               for row in session.exec(select(RunUsage)).scalars()}
     assert stored == expected
 
-    latest = {row.repository_id: row.id for row in session.exec(store.latest_runs())}
+    latest = {row.repository_id: row.id for row in session.exec(latest_runs())}
     flagged = session.exec(select(MiningRun.repository_id, MiningRun.id).where(MiningRun.latest)).all()
     assert dict(flagged) == latest and len(flagged) == len(MINED)
     usage_flags = session.exec(select(RunUsage.mining_run_id, RunUsage.latest)).all()
     assert all(flag == (run in latest.values()) for run, flag in usage_flags)
 
     # mining an older commit again (finished earlier) does not take the flag away
-    repository = store.get_repository(session=session, full_name="a/nlp-big")
-    again = store.save_run(session=session, repository=repository,
+    repository = get_repository(session=session, full_name="a/nlp-big")
+    again = save_run(session=session, repository=repository,
                            result=mined("a/nlp-big", "n1", fluent("log_params"), on=1),
                            rules_version=RULES.version, tool_version="test")
     assert again.latest is False
     assert finding_rows(session=session, repo="a/nlp-big")[0]["commit"] == "n2"
     # a newer run takes it
-    newer = store.save_run(session=session, repository=repository,
+    newer = save_run(session=session, repository=repository,
                            result=mined("a/nlp-big", "n3", fluent("autolog"), on=5),
                            rules_version=RULES.version, tool_version="test")
     assert newer.latest is True
@@ -356,7 +360,7 @@ def test_rebuilding_the_summaries_gives_what_save_run_wrote(
     assert ("a/plain", "autolog,set_tracking_uri") not in written[1]
     assert {row[2] for row in written[1]} >= {"log_param", "autolog", "set_tracking_uri", ""}
 
-    store.rebuild_summaries(session=session)
+    rebuild_summaries(session=session)
 
     assert _summaries(session) == written
 

@@ -1,7 +1,7 @@
 """miner.acquire.github against a real HTTP server speaking GitHub's REST shapes (tests/github_fake.py).
 
-Every test sends real requests through PyGithub to the fake. Only `miner.acquire.github.sleep` and
-`miner.acquire.github.clock` are swapped: waits are recorded rather than slept, and the client's clock
+Every test sends real requests through PyGithub to the fake. Only `miner.acquire.github.client.sleep`
+and `miner.acquire.github.client.clock` are swapped: waits are recorded rather than slept, and the client's clock
 either stands still for the test (so a faulted run slices exactly like a clean one) or is a
 FakeClock shared with the server (so a spent quota really comes back after the wait).
 """
@@ -20,17 +20,12 @@ import pytest
 from github_fake import FakeClock, FakeGithub
 from hypothesis import HealthCheck, assume, given, settings as hypothesis_settings, strategies as st
 
-from miner.acquire import github as gh
-from miner.acquire.github import (
-    Enumeration,
-    GithubNotFound,
-    GithubRequestRejected,
-    GithubUnavailable,
-    RepositoryMeta,
-    TransientGithubError,
-    branch_head,
-    enumerate_repositories,
-)
+from miner.acquire.github import client as gh
+from miner.acquire.github.errors import GithubNotFound, GithubRequestRejected, GithubUnavailable, TransientGithubError
+from miner.acquire.github.queries import GITHUB_EPOCH
+from miner.acquire.github.repositories import RepositoryMeta, branch_head
+from miner.acquire.github.slices import SEARCH_RESULT_CAP
+from miner.acquire.github.topics import Enumeration, enumerate_repositories
 
 TOKEN = "ghp_S3cr3tT0kenValue0000000000000000000"
 OTHER_TOKEN = "ghp_An0therT0kenValue111111111111111111"
@@ -117,7 +112,7 @@ def test_slices_cover_the_range_without_gaps_or_overlaps(fake: FakeGithub, recor
     for query in result.slices:
         low, high = query.split("created:")[1].split("..")
         bounds.append((datetime.fromisoformat(low), datetime.fromisoformat(high)))
-    assert bounds[0][0] == gh.GITHUB_EPOCH
+    assert bounds[0][0] == GITHUB_EPOCH
     assert bounds[-1][1] == datetime.fromtimestamp(int(gh.clock()), UTC)
     for (_, previous_high), (low, _) in zip(bounds, bounds[1:]):
         assert low - previous_high == timedelta(seconds=1)
@@ -252,7 +247,7 @@ def test_any_spread_of_creation_dates_is_enumerated_completely(
         for cluster, (center, size, spread_s) in enumerate(clusters)
         for index in range(size)
     }
-    assume(max(Counter(created.values()).values(), default=0) <= gh.SEARCH_RESULT_CAP)  # else unreachable
+    assume(max(Counter(created.values()).values(), default=0) <= SEARCH_RESULT_CAP)  # else unreachable
     shared_fake.reset()
     shared_fake.clear_repositories()
     for name, moment in created.items():

@@ -265,7 +265,8 @@ def test_odd_file_names_and_hostile_content_are_stored(tmp_path: Path, session: 
     takes every path and message the miner produced, byte for byte."""
     from miner import __version__
     from schema import models
-    from schema.store import save_run, upsert_repository
+    from schema.repositories import upsert_repository
+    from schema.runs import save_run
 
     names = mine_with(odd_names_repo(tmp_path / "names"), full_name="hostile/names")
     content = mine_with(

@@ -33,7 +33,9 @@ from miner.core.settings import load_settings
 from miner.present.findings import finding_rows
 from miner.present.repositories import count_repositories, repository_rows
 from miner.present.stats import compute_stats
-from schema import store
+from schema.repositories import upsert_repository
+from schema.runs import save_run
+from schema.summaries import rebuild_summaries
 from schema.filters import Filters
 from schema.models import MiningRun, RunUsage
 
@@ -72,8 +74,8 @@ def corpus(session: Session) -> Session:
         result = MiningResult(name, f"sha-{minutes}", RunStatus.ok, started, started + timedelta(seconds=3),
                               files=[FileResult("train.py", FileKind.py, FileStatus.ok, parsed=True)],
                               findings=list(findings))
-        repository = store.upsert_repository(session=session, full_name=name)
-        store.save_run(session=session, repository=repository, result=result,
+        repository = upsert_repository(session=session, full_name=name)
+        save_run(session=session, repository=repository, result=result,
                        rules_version=RULES.version, tool_version="test")
     return session
 
@@ -115,7 +117,7 @@ def test_stats_under_each_spec_version(corpus: Session) -> None:
 
 
 def test_rebuilt_summaries_give_the_same_figures(corpus: Session) -> None:
-    store.rebuild_summaries(session=corpus)
+    rebuild_summaries(session=corpus)
     assert figures(compute_stats(session=corpus, rules=RULES)) == SPEC_2
     assert figures(compute_stats(session=corpus, rules=RULES, filters=Filters(spec=1))) == SPEC_1
 

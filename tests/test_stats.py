@@ -30,7 +30,8 @@ from miner.present.figures import wilson_interval
 from miner.present.findings import finding_rows
 from miner.present.repositories import repository_usage
 from miner.present.stats import compute_stats
-from schema import store
+from schema.repositories import upsert_repository
+from schema.runs import save_run
 
 RULES = load_rules()
 T0 = datetime(2026, 3, 1, tzinfo=timezone.utc)
@@ -63,8 +64,8 @@ def mined(full_name: str, sha: str | None, *calls: Call, minutes: int = 0,
 
 def store_all(session: Session, *results: MiningResult) -> None:
     for result in results:
-        repository = store.upsert_repository(session=session, full_name=result.full_name)
-        store.save_run(session=session, repository=repository, result=result,
+        repository = upsert_repository(session=session, full_name=result.full_name)
+        save_run(session=session, repository=repository, result=result,
                        rules_version=RULES.version, tool_version="test")
 
 

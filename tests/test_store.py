@@ -1,4 +1,4 @@
-"""schema.store on SQLite and PostgreSQL: idempotent upserts, replacing runs, history, races."""
+"""schema.repositories, runs, latest, crawls on SQLite and PostgreSQL: upserts, replacing runs, history, races."""
 
 from __future__ import annotations
 
@@ -20,7 +20,10 @@ from miner.core.domain import (
 from miner.core.domain import FileResult as FileOutcome
 from miner.core.domain import Finding as Call
 from miner.present.stats import compute_stats
-from schema import store
+from schema.crawls import create_crawl, finish_crawl
+from schema.latest import latest_runs
+from schema.repositories import get_repository, load_repository, upsert_repository
+from schema.runs import save_run
 from schema.db import open_session
 from schema.models import CrawlStatus, FileResult, Finding, MiningRun, Repository
 
@@ -56,7 +59,7 @@ def result(full_name: str, sha: str | None, *calls: Call, status: RunStatus = Ru
 
 def save(session: Session, repository: Repository, mined: MiningResult,
          crawl_id: int | None = None) -> MiningRun:
-    return store.save_run(session=session, repository=repository, result=mined,
+    return save_run(session=session, repository=repository, result=mined,
                           crawl_id=crawl_id, rules_version=RULES_VERSION,
                           tool_version=TOOL_VERSION)
 
@@ -67,24 +70,24 @@ def count(session: Session, model: type) -> int:
 
 def latest(session: Session, crawl_id: int | None = None) -> dict[int, str]:
     return {row.repository_id: row.commit_sha
-            for row in session.exec(store.latest_runs(session=session, crawl_id=crawl_id))}
+            for row in session.exec(latest_runs(session=session, crawl_id=crawl_id))}
 
 
 # ------------------------------------------------------------------------------ repositories
 
 def test_upsert_repository_is_idempotent_and_keeps_fields_given_as_none(session: Session) -> None:
-    first = store.upsert_repository(
+    first = upsert_repository(
         session=session, full_name="acme/a", clone_url="https://github.com/acme/a.git",
         default_branch="main", stars=3, topics=["mlflow-projects"],
         pushed_at=datetime(2025, 5, 1, 8, 30, tzinfo=timezone.utc),
     )
-    again = store.upsert_repository(session=session, full_name="acme/a", stars=5,
+    again = upsert_repository(session=session, full_name="acme/a", stars=5,
                                     default_branch=None, description=None)
 
     assert again.id == first.id
     assert count(session, Repository) == 1
     session.expire_all()
-    stored = store.get_repository(session=session, full_name="acme/a")
+    stored = get_repository(session=session, full_name="acme/a")
     assert stored is not None
     assert (stored.stars, stored.default_branch) == (5, "main")
     assert stored.clone_url == "https://github.com/acme/a.git"
@@ -95,7 +98,7 @@ def test_upsert_repository_is_idempotent_and_keeps_fields_given_as_none(session:
 
 def test_upsert_repository_rejects_unknown_fields(session: Session) -> None:
     with pytest.raises(TypeError, match="stargazers"):
-        store.upsert_repository(session=session, full_name="acme/a", stargazers=1)
+        upsert_repository(session=session, full_name="acme/a", stargazers=1)
 
 
 def test_concurrent_upserts_of_one_name_make_one_row(database_url: str) -> None:
@@ -106,7 +109,7 @@ def test_concurrent_upserts_of_one_name_make_one_row(database_url: str) -> None:
         try:
             with open_session(database_url) as session:
                 barrier.wait()
-                store.upsert_repository(session=session, full_name="acme/race", stars=index)
+                upsert_repository(session=session, full_name="acme/race", stars=index)
         except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
             errors.append(exc)
 
@@ -124,7 +127,7 @@ def test_concurrent_upserts_of_one_name_make_one_row(database_url: str) -> None:
 # ----------------------------------------------------------------------------------------- runs
 
 def test_saving_the_same_commit_twice_replaces_the_run(session: Session) -> None:
-    repository = store.upsert_repository(session=session, full_name="acme/a")
+    repository = upsert_repository(session=session, full_name="acme/a")
     save(session, repository, result("acme/a", "c1", call("log_param"), call("log_metric")))
     second = save(session, repository, result(
         "acme/a", "c1", call("autolog", flavor="sklearn", path="fit.py"), minutes=5))
@@ -137,7 +140,7 @@ def test_saving_the_same_commit_twice_replaces_the_run(session: Session) -> None
 
 
 def test_a_successful_run_records_the_mined_commit_on_the_repository(session: Session) -> None:
-    repository = store.upsert_repository(session=session, full_name="acme/a")
+    repository = upsert_repository(session=session, full_name="acme/a")
     run = save(session, repository, result("acme/a", "c1", call("log_param"), minutes=10))
     save(session, repository, result("acme/a", None, status=RunStatus.clone_failed, minutes=20,
                                       error="fatal: repository not found"))
@@ -145,7 +148,7 @@ def test_a_successful_run_records_the_mined_commit_on_the_repository(session: Se
     save(session, repository, result("acme/a", "c0", call("log_param"), minutes=1))
 
     session.expire_all()
-    stored = store.load_repository(session=session, repository_id=repository.id)
+    stored = load_repository(session=session, repository_id=repository.id)
     assert stored.last_mined_sha == "c1"
     assert stored.last_mined_at == run.finished_at
     assert run.rules_version == RULES_VERSION and run.tool_version == TOOL_VERSION
@@ -153,7 +156,7 @@ def test_a_successful_run_records_the_mined_commit_on_the_repository(session: Se
 
 
 def test_run_columns_round_trip(session: Session) -> None:
-    repository = store.upsert_repository(session=session, full_name="acme/nb")
+    repository = upsert_repository(session=session, full_name="acme/nb")
     files = [
         FileOutcome(path="a.ipynb", kind=FileKind.ipynb, status=FileStatus.unparsable,
                     error="SyntaxError in cell 2", size_bytes=2048, parsed=True,
@@ -178,7 +181,7 @@ def test_run_columns_round_trip(session: Session) -> None:
 
 def test_concurrent_saves_of_one_commit_leave_one_run(database_url: str) -> None:
     with open_session(database_url) as session:
-        repository = store.upsert_repository(session=session, full_name="acme/race")
+        repository = upsert_repository(session=session, full_name="acme/race")
     calls = [call("log_param", line=n) for n in range(1, 201)]
 
     for round_ in range(3):
@@ -212,18 +215,18 @@ def test_concurrent_saves_of_one_commit_leave_one_run(database_url: str) -> None
 def test_runs_of_different_commits_are_history_and_latest_runs_picks_the_newest_ok(
     session: Session,
 ) -> None:
-    a = store.upsert_repository(session=session, full_name="acme/a")
-    b = store.upsert_repository(session=session, full_name="acme/b")
+    a = upsert_repository(session=session, full_name="acme/a")
+    b = upsert_repository(session=session, full_name="acme/b")
     save(session, a, result("acme/a", "a1", call("log_param"), minutes=0))
     save(session, a, result("acme/a", "a2", call("log_metric"), minutes=10))
     save(session, a, result("acme/a", "a3", status=RunStatus.timeout, minutes=20))
     save(session, b, result("acme/b", "b2", call("log_param"), minutes=30))
     save(session, b, result("acme/b", "b1", call("log_param"), minutes=5))
-    store.upsert_repository(session=session, full_name="acme/never-mined")
+    upsert_repository(session=session, full_name="acme/never-mined")
 
     assert count(session, MiningRun) == 5
     assert latest(session) == {a.id: "a2", b.id: "b2"}
-    subquery = store.latest_runs(session=session).subquery()
+    subquery = latest_runs(session=session).subquery()
     apis = session.exec(
         select(Finding.api).join(subquery, Finding.mining_run_id == subquery.c.id)
         .order_by(Finding.api)
@@ -232,9 +235,9 @@ def test_runs_of_different_commits_are_history_and_latest_runs_picks_the_newest_
 
 
 def test_latest_runs_within_a_crawl(session: Session) -> None:
-    first = store.create_crawl(session=session, topics=["mlflow-projects"])
-    second = store.create_crawl(session=session, topics=["mlflow-projects"], query="stars:>1")
-    a = store.upsert_repository(session=session, full_name="acme/a", last_seen_crawl_id=first.id)
+    first = create_crawl(session=session, topics=["mlflow-projects"])
+    second = create_crawl(session=session, topics=["mlflow-projects"], query="stars:>1")
+    a = upsert_repository(session=session, full_name="acme/a", last_seen_crawl_id=first.id)
     save(session, a, result("acme/a", "a1", call("log_param"), minutes=0), crawl_id=first.id)
     save(session, a, result("acme/a", "a2", call("log_param"), minutes=10), crawl_id=second.id)
 
@@ -244,9 +247,9 @@ def test_latest_runs_within_a_crawl(session: Session) -> None:
 
 
 def test_failed_runs_without_commit_replace_each_other_within_a_crawl(session: Session) -> None:
-    crawl = store.create_crawl(session=session, topics=["mlflow-projects"])
-    later = store.create_crawl(session=session, topics=["mlflow-projects"])
-    a = store.upsert_repository(session=session, full_name="acme/a")
+    crawl = create_crawl(session=session, topics=["mlflow-projects"])
+    later = create_crawl(session=session, topics=["mlflow-projects"])
+    a = upsert_repository(session=session, full_name="acme/a")
     for minutes in (0, 1, 2):   # a task retried three times in one crawl
         save(session, a, result("acme/a", None, status=RunStatus.clone_failed, minutes=minutes,
                                 error=f"attempt {minutes}"), crawl_id=crawl.id)
@@ -259,9 +262,9 @@ def test_failed_runs_without_commit_replace_each_other_within_a_crawl(session: S
 
 def test_failed_runs_are_counted_in_stats_failures(session: Session) -> None:
     rules = load_rules()
-    ok_then_timeout = store.upsert_repository(session=session, full_name="acme/a")
-    never_ok = store.upsert_repository(session=session, full_name="acme/b")
-    too_large = store.upsert_repository(session=session, full_name="acme/c")
+    ok_then_timeout = upsert_repository(session=session, full_name="acme/a")
+    never_ok = upsert_repository(session=session, full_name="acme/b")
+    too_large = upsert_repository(session=session, full_name="acme/c")
     save(session, ok_then_timeout, result("acme/a", "a1", call("log_param"), minutes=0))
     save(session, ok_then_timeout, result("acme/a", "a2", status=RunStatus.timeout, minutes=10))
     save(session, never_ok, result("acme/b", None, status=RunStatus.clone_failed, minutes=1))
@@ -282,7 +285,7 @@ def test_failed_runs_are_counted_in_stats_failures(session: Session) -> None:
 
 
 def test_save_run_refuses_mismatched_input(session: Session) -> None:
-    repository = store.upsert_repository(session=session, full_name="acme/a")
+    repository = upsert_repository(session=session, full_name="acme/a")
     with pytest.raises(ValueError, match="acme/b"):
         save(session, repository, result("acme/b", "c1"))
     with pytest.raises(ValueError, match="commit_sha"):
@@ -291,25 +294,25 @@ def test_save_run_refuses_mismatched_input(session: Session) -> None:
 
 
 def test_finish_crawl_records_counts_and_status(session: Session) -> None:
-    crawl = store.create_crawl(session=session, topics=["mlflow-projects"], slices=["2020..2021"])
+    crawl = create_crawl(session=session, topics=["mlflow-projects"], slices=["2020..2021"])
     assert crawl.status is CrawlStatus.running and crawl.finished_at is None
 
-    finished = store.finish_crawl(session=session, crawl=crawl.id, repos_found=12,
+    finished = finish_crawl(session=session, crawl=crawl.id, repos_found=12,
                                   repos_enqueued=7, repos_skipped_unchanged=5)
 
     assert finished.status is CrawlStatus.ok and finished.finished_at is not None
     assert (finished.repos_found, finished.repos_enqueued, finished.repos_skipped_unchanged) == (
         12, 7, 5)
     assert finished.slices == ["2020..2021"] and finished.topics == ["mlflow-projects"]
-    failed = store.finish_crawl(session=session, crawl=finished, status=CrawlStatus.failed,
+    failed = finish_crawl(session=session, crawl=finished, status=CrawlStatus.failed,
                                 error="GitHub 502")
     assert (failed.status, failed.error, failed.repos_found) == (CrawlStatus.failed, "GitHub 502", 12)
 
 
 
 def test_a_crawl_finished_as_running_keeps_no_finish_time(session: Session) -> None:
-    crawl = store.create_crawl(session=session, topics=["mlflow-projects"])
-    running = store.finish_crawl(session=session, crawl=crawl.id, status=CrawlStatus.running,
+    crawl = create_crawl(session=session, topics=["mlflow-projects"])
+    running = finish_crawl(session=session, crawl=crawl.id, status=CrawlStatus.running,
                                  repos_found=3, repos_enqueued=2)
     assert running.status is CrawlStatus.running and running.finished_at is None
     assert running.repos_enqueued == 2

@@ -27,7 +27,9 @@ from miner.core.rules import load_rules
 from miner.core.domain import Category, FileKind, FileStatus, MiningResult, RunStatus
 from miner.core.domain import FileResult as FileOutcome
 from miner.core.domain import Finding as Call
-from schema import store
+from schema.crawls import create_crawl, finish_crawl
+from schema.repositories import upsert_repository
+from schema.runs import save_run
 from schema.models import Crawl
 
 RULES = load_rules()
@@ -76,14 +78,14 @@ def mined(full_name: str, sha: str | None, *calls: Call, at: datetime,
 
 
 def _crawl(session: Session, started_at: datetime) -> int:
-    crawl = store.create_crawl(session=session, topics=["mlflow-projects"],
+    crawl = create_crawl(session=session, topics=["mlflow-projects"],
                                query="topic:mlflow-projects")
     loaded = session.get(Crawl, crawl.id)
     assert loaded is not None
     loaded.started_at = started_at
     session.add(loaded)
     session.commit()
-    store.finish_crawl(session=session, crawl=crawl.id, repos_found=len(REPOSITORIES),
+    finish_crawl(session=session, crawl=crawl.id, repos_found=len(REPOSITORIES),
                        repos_enqueued=len(REPOSITORIES), finished_at=started_at + timedelta(hours=1))
     assert crawl.id is not None
     return crawl.id
@@ -92,7 +94,7 @@ def _crawl(session: Session, started_at: datetime) -> int:
 def seed(session: Session) -> dict[str, int]:
     """Store the corpus; returns the crawl ids as {"crawl1": id, "crawl2": id}."""
     repositories = {
-        name: store.upsert_repository(session=session, full_name=name,
+        name: upsert_repository(session=session, full_name=name,
                                       clone_url=f"https://example.invalid/{name}.git", **metadata)
         for name, metadata in REPOSITORIES.items()
     }
@@ -126,6 +128,6 @@ def seed(session: Session) -> dict[str, int]:
                        at=day2)),
     ]
     for crawl_id, result in runs:
-        store.save_run(session=session, repository=repositories[result.full_name], result=result,
+        save_run(session=session, repository=repositories[result.full_name], result=result,
                        crawl_id=crawl_id, rules_version=RULES.version, tool_version="test")
     return {"crawl1": crawl1, "crawl2": crawl2}

@@ -11,7 +11,7 @@ from sqlalchemy.exc import OperationalError
 
 from miner.orchestrate import jobs
 from miner.orchestrate.crawl import CrawlPlan
-from miner.acquire.github import TransientGithubError
+from miner.acquire.github.errors import TransientGithubError
 from miner.core.settings import load_settings
 from schema.db import DatabaseUnavailable
 from workers.celery import app

@@ -45,11 +45,12 @@ def start_crawl(
     mined again by the next crawl.
     """
     from miner.core.rules import load_rules
-    from miner.acquire.github import enumerate_repositories
+    from miner.acquire.github.topics import enumerate_repositories
     from schema.crawls import latest_rules_versions, record_plan
     from schema.db import open_session
     from schema.models import CrawlStatus
-    from schema.store import create_crawl, finish_crawl, upsert_repository
+    from schema.crawls import create_crawl, finish_crawl
+    from schema.repositories import upsert_repository
 
     notify = on_progress or (lambda _message: None)
     with open_session(settings) as session:

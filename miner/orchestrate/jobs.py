@@ -25,7 +25,8 @@ STORE_ATTEMPTS = 3
 
 def store_result(*, session, result: MiningResult, settings: Settings, crawl_id: int | None = None):  # noqa: ANN001, ANN201
     """Upsert the repository and save its run (replacing a run of the same commit)."""
-    from schema.store import save_run, upsert_repository
+    from schema.repositories import upsert_repository
+    from schema.runs import save_run
 
     repository = upsert_repository(
         session=session, full_name=result.full_name, clone_url=result.clone_url,
@@ -44,7 +45,7 @@ def mine_repository(repository_id: int, crawl_id: int | None, settings: Settings
     Database faults propagate (the Celery task retries them); repository faults are recorded.
     """
     from schema.db import open_session
-    from schema.store import load_repository
+    from schema.repositories import load_repository
 
     with open_session(settings) as session:
         repository = load_repository(session=session, repository_id=repository_id)

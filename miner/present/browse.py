@@ -215,7 +215,7 @@ def repository_detail(
 ) -> dict[str, Any] | None:
     """Profile, every run (newest first), failures, and a page of its latest findings (in
     file order, each with its GitHub `url`); None for a repository never seen."""
-    from schema.store import get_repository
+    from schema.repositories import get_repository
 
     repository = get_repository(session=session, full_name=full_name)
     if repository is None:

@@ -79,7 +79,7 @@ def runs_table(filters: Filters) -> ExportTable:
 
     from miner.present.failures import failed_last_runs
     from schema.models import MiningRun, Repository
-    from schema.store import latest_runs
+    from schema.latest import latest_runs
 
     latest = select(latest_runs(filters=filters).subquery("latest").c.id)
     last_failed = failed_last_runs(filters)
@@ -111,7 +111,7 @@ def file_results_table(filters: Filters) -> ExportTable:
     from sqlalchemy import select
 
     from schema.models import FileResult, Repository
-    from schema.store import latest_runs
+    from schema.latest import latest_runs
 
     latest = latest_runs(filters=filters).subquery("latest")
     statement = (
@@ -137,7 +137,7 @@ def findings_table(filters: Filters) -> ExportTable:
 
     from schema.models import Finding, Repository
     from schema.spec import spec_columns
-    from schema.store import latest_runs
+    from schema.latest import latest_runs
 
     latest = latest_runs(filters=filters).subquery("latest")
     statement = (

@@ -18,7 +18,7 @@ from miner.core.domain import FileStatus, RunStatus
 from miner.present.figures import iso
 from schema.filters import Filters, has_repository_conditions, merge_crawl, repository_conditions
 from schema.models import FileResult, MiningRun, Repository
-from schema.store import latest_runs
+from schema.latest import latest_runs
 
 
 def _run_filters(filters: Filters) -> list[ColumnElement[bool]]:

@@ -15,7 +15,7 @@ from miner.core.domain import LATEST_SPEC, Category
 from schema.filters import Filters, merge_crawl
 from schema.models import Finding, Repository
 from schema.spec import spec_columns
-from schema.store import latest_runs
+from schema.latest import latest_runs
 
 
 def findings_query(

@@ -18,7 +18,7 @@ from miner.present.figures import iso
 from miner.present.usage import HEADLINE, category_calls, check_usage_keys, run_uses, usage_rows
 from schema.filters import Filters, merge_crawl
 from schema.models import Repository, RunUsage
-from schema.store import latest_runs
+from schema.latest import latest_runs
 
 
 def repository_statement(

@@ -4,7 +4,7 @@ failures, files), SQL over the latest successful run of each repository.
 What counts as usage (the spec's "Per-repository usage") is written once, in miner.present.usage;
 the row listings beside this module (repositories, findings, failures, trend) use the same rule.
 
-No statistic reads the findings themselves. `store.save_run` writes, with a run's findings,
+No statistic reads the findings themselves. `schema.runs.save_run` writes, with a run's findings,
 what the statistics need of them: one RunUsage row per (run, api) (calls, client calls, other
 calls, used), the run's usage profile (`apis_used`, the sorted apis it uses; its client and
 other calls) and the `latest` flag of each repository's latest successful run. On 100,000
@@ -17,7 +17,7 @@ repositories with 2,000,000 findings `compute_stats` then runs four statements:
 - runs, files and rules versions: one aggregate over the latest runs;
 - failures: the failed runs (a few percent) checked for a newer run of their repository.
 
-Every query takes the same `Filters` (schema.filters), applied in SQL by `store.latest_runs`.
+Every query takes the same `Filters` (schema.filters), applied in SQL by `schema.latest.latest_runs`.
 Findings are read only where they are listed: `finding_rows` (miner.present.findings) and
 the export.
 """
@@ -38,7 +38,7 @@ from miner.present.usage import HEADLINE, of_latest_runs, table_categories
 from schema.filters import Filters, has_repository_conditions, merge_crawl
 from schema.models import MiningRun, RunUsage
 from schema.spec import spec_columns
-from schema.store import latest_runs
+from schema.latest import latest_runs
 
 
 def _entry(repositories: int, calls: int, client_calls: int, total: int) -> dict[str, Any]:

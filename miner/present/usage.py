@@ -18,7 +18,7 @@ from miner.core.rules import Rules
 from schema.filters import Filters
 from schema.models import MiningRun, RunUsage
 from schema.spec import spec_columns
-from schema.store import latest_runs
+from schema.latest import latest_runs
 
 HEADLINE = "headline"
 
