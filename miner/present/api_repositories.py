@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from pydantic import BaseModel
 from sqlmodel import Session
 
+from miner.core.rules import Rules
 from miner.present.api import (
     MAX_PAGE,
     MAX_PER_PAGE,
@@ -22,15 +23,12 @@ from miner.present.api import (
     FiltersDep,
     Page,
     PageDep,
-    RepositoriesPublic,
-    RepositoryDetail,
     RulesDep,
-    RunPublic,
     SessionDep,
     invalid_query,
 )
+from miner.present.api_models import RepositoriesPublic, RepositoryDetail, RunPublic
 from miner.present.browse import RepositorySort, SortOrder
-from miner.core.rules import Rules
 from schema.filters import Filters
 
 DETAIL_FINDINGS = 500           # a repository's findings per page (its page and its API)
