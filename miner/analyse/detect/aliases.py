@@ -24,6 +24,17 @@ IMPORT_FUNCTIONS = {
 }
 
 
+_IMPORT_FUNCTION_NAMES = frozenset(name.rsplit(".", 1)[-1] for name in IMPORT_FUNCTIONS)
+
+
+def _last_name(func: cst.BaseExpression) -> str | None:
+    if isinstance(func, cst.Name):
+        return func.value
+    if isinstance(func, cst.Attribute):
+        return func.attr.value
+    return None
+
+
 def literal_text(node: cst.BaseExpression) -> str | None:
     """The value of a plain string literal (`"mlflow"`, `r'mlflow'`), else None (bytes too)."""
     if not isinstance(node, cst.SimpleString):
@@ -97,7 +108,15 @@ def add_assignment_aliases(
     is no alias), and values bound outside the namespace (they cannot become one later).
     """
     imported = frozenset(bindings.names)
-    pending = [(name, value) for name, value in assignments if name not in imported]
+    # A call can only be an import function under its own name or a name an import gives it
+    # (`from importlib import import_module as load`): other calls are not looked at.
+    import_functions = _IMPORT_FUNCTION_NAMES | {
+        name for name, target in bindings.names.items() if target in IMPORT_FUNCTIONS}
+    pending = [
+        (name, value) for name, value in assignments
+        if name not in imported
+        and (not isinstance(value, cst.Call) or _last_name(value.func) in import_functions)
+    ]
     aliased: set[str] = set()
     while pending:
         waiting: list[tuple[str, cst.BaseExpression]] = []

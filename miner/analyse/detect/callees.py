@@ -51,19 +51,29 @@ def dynamic_getattr_base(
 def resolve_callee(
     func: cst.BaseExpression, bindings: Bindings, star_apis: frozenset[str], dynamic: bool
 ) -> tuple[str, str] | None:
-    """(qualified name, rule) of a callee, or None when it is neither a bound chain nor (with
-    `dynamic`) a chain on a computed getattr of the namespace."""
+    """(qualified name, rule) of a callee that resolves into the namespace, or None: a chain
+    whose head is bound there, or (with `dynamic`) a chain on a computed getattr of it.
+
+    Called for every call of every parsed file, so the head is looked up before any name is
+    joined: most callees (`print`, `self.fit`, `np.mean`) stop there.
+    """
     parts: list[str] = []
     node = func
     while isinstance(node, cst.Attribute):
         parts.append(node.attr.value)
         node = node.value
     if isinstance(node, cst.Name):
-        parts.append(node.value)
-        return bindings.resolve_with_rule(".".join(reversed(parts)), star_apis)
+        found = bindings.lookup(node.value, bool(parts), star_apis)
+        if found is None or not bindings.in_namespace(found[0]):
+            return None
+        if not parts:
+            return found
+        parts.append(found[0])
+        return ".".join(reversed(parts)), found[1]
     if dynamic and isinstance(node, cst.Call):
         base = dynamic_getattr_base(node, bindings, star_apis)
         if base is not None:
             parts.append(DYNAMIC)
-            return ".".join([base, *reversed(parts)]), RULE_GETATTR_DYNAMIC
+            parts.append(base)
+            return ".".join(reversed(parts)), RULE_GETATTR_DYNAMIC
     return None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from functools import cached_property
 
 import libcst as cst
 
@@ -55,8 +56,21 @@ class ClientFinder:
         """The rule through which `call` constructs a client (`MlflowClient(...)`), else None."""
         return self._class_rule(dotted_name(call.func))
 
+    @cached_property
+    def _class_names(self) -> frozenset[str]:
+        """The last names a chain naming the client class can end in (`MlflowClient`, or a name
+        an import gives it): any other annotation is rejected without resolving it."""
+        return frozenset({name.rsplit(".", 1)[-1] for name in self.client_classes} | {
+            name for name, target in self.bindings.names.items() if target in self.client_classes})
+
     def annotation_is_client(self, annotation: cst.BaseExpression) -> bool:
         """`MlflowClient`, `mlflow.tracking.MlflowClient`, or either written as a string."""
+        if isinstance(annotation, cst.Name):
+            if annotation.value not in self._class_names:
+                return False
+        elif isinstance(annotation, cst.Attribute):
+            if annotation.attr.value not in self._class_names:
+                return False
         text = literal_text(annotation)
         if text is not None:
             text = text.strip()

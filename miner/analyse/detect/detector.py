@@ -153,8 +153,8 @@ class Detector:
         func = site.node.func
         rules = self.rules
         resolved = resolve_callee(func, bindings, self._star_apis, self._v2)
-        if resolved is not None and not rules.in_namespace(resolved[0]):
-            resolved = None
+        if resolved is not None and "." not in resolved[0]:
+            resolved = None   # the package itself (`mlflow()`) is no api
         client_rule: str | None = None
         if resolved is None or resolved[1] != RULE_V1:
             # What version 1 finds, version 2 finds alike: a client call marked v1 wins over

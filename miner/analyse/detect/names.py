@@ -100,8 +100,9 @@ class Bindings:
                 return f"{module}.{head}", rule
         return None
 
-    def _lookup(self, head: str, dotted: bool, star_apis: frozenset[str]) -> tuple[str, str] | None:
-        """What `head` means: version 1's meaning when that is in the namespace, else the table's."""
+    def lookup(self, head: str, dotted: bool, star_apis: frozenset[str]) -> tuple[str, str] | None:
+        """(target, rule) of a name: version 1's meaning when that is in the namespace, else the
+        table's. `dotted`: the name heads an attribute chain (a star import binds bare names)."""
         v1_bound = self.v1_names.get(head)
         if v1_bound is not None:
             if self.in_namespace(v1_bound):
@@ -120,7 +121,7 @@ class Bindings:
     def resolve_with_rule(self, dotted: str, star_apis: frozenset[str]) -> tuple[str, str] | None:
         """(qualified name, rule of the binding it went through) of a dotted name, or None."""
         head, _, rest = dotted.partition(".")
-        found = self._lookup(head, bool(rest), star_apis)
+        found = self.lookup(head, bool(rest), star_apis)
         if found is None:
             return None
         target, rule = found
