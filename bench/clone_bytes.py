@@ -34,14 +34,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from miner.acquire.clone import CloneError, clone_repository
-from miner.core.rules import load_rules
-from miner.present.evaluation import find_git_dir
-from miner.orchestrate.mining import run_parallel
-from miner.analyse.pipeline import mine_commit
-from miner.core.settings import LimitSettings
-
 from bench.inputs import add_corpus_options, require_corpus_options
+from miner.acquire.clone import CloneError, clone_repository
+from miner.analyse.pipeline import mine_commit
+from miner.core.rules import load_rules
+from miner.core.settings import LimitSettings
+from miner.orchestrate.mining import run_parallel
+from miner.present.evaluation import find_git_dir
 
 UPLOAD_PACK = "git -c uploadpack.allowFilter=true -c uploadpack.allowAnySHA1InWant=true upload-pack"
 TARGET_RATIO = 0.3
@@ -70,7 +69,7 @@ def received_bytes(git_dir: Path) -> int:
         if path.parent.name == "pack":
             if path.suffix in _RECEIVED_SUFFIXES:
                 total += path.stat().st_size
-        elif len(path.parent.name) == 2:   # a loose object
+        elif len(path.parent.name) == 2:  # a loose object
             total += path.stat().st_size
     return total
 
@@ -79,14 +78,17 @@ def _git_clone(args: list[str], url: str, dest: Path) -> float | None:
     started = time.perf_counter()
     done = subprocess.run(
         ["git", "clone", "--bare", "--quiet", "--upload-pack", UPLOAD_PACK, *args, "--", url, str(dest)],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     return time.perf_counter() - started if done.returncode == 0 else None
 
 
 def _head(git_dir: Path) -> str:
-    return subprocess.run(["git", "--git-dir", str(git_dir), "rev-parse", "HEAD"],
-                          capture_output=True, text=True, check=False).stdout.strip()
+    return subprocess.run(
+        ["git", "--git-dir", str(git_dir), "rev-parse", "HEAD"], capture_output=True, text=True, check=False
+    ).stdout.strip()
 
 
 def measure(entry: dict, mirrors: Path, scratch: Path, verify: bool) -> Row:
@@ -97,7 +99,7 @@ def measure(entry: dict, mirrors: Path, scratch: Path, verify: bool) -> Row:
         return row
     url = mirror.resolve().as_uri()
     commit = entry["commit"]
-    rev = None if _head(mirror) == commit else commit    # a crawl clones the default branch
+    rev = None if _head(mirror) == commit else commit  # a crawl clones the default branch
     folder = Path(tempfile.mkdtemp(prefix="clone-bytes-", dir=scratch))
     try:
         started = time.perf_counter()
@@ -118,9 +120,12 @@ def measure(entry: dict, mirrors: Path, scratch: Path, verify: bool) -> Row:
             rules, limits = load_rules(), LimitSettings()
             ours = mine_commit(partial, full_name=entry["repo"], rules=rules, limits=limits, rev=commit)
             theirs = mine_commit(mirror, full_name=entry["repo"], rules=rules, limits=limits, rev=commit)
-            row.identical = (ours.status, ours.commit_sha, sorted(map(repr, ours.files)), sorted(map(repr, ours.findings))) == (
-                theirs.status, theirs.commit_sha, sorted(map(repr, theirs.files)), sorted(map(repr, theirs.findings))
-            )
+            row.identical = (
+                ours.status,
+                ours.commit_sha,
+                sorted(map(repr, ours.files)),
+                sorted(map(repr, ours.findings)),
+            ) == (theirs.status, theirs.commit_sha, sorted(map(repr, theirs.files)), sorted(map(repr, theirs.findings)))
         return row
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -151,8 +156,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'repository':60} {'partial':>10} {'shallow':>10} {'full':>10} {'ratio':>7} same")
         for r in rows:
             ratio = _ratio(r.partial_bytes or 0, r.full_bytes or 0) if r.full_bytes else "n/a"
-            print(f"{r.repo[:60]:60} {r.partial_bytes or 0:>10} {r.shallow_bytes or 0:>10} {r.full_bytes or 0:>10} "
-                  f"{ratio:>7} {r.identical if r.identical is not None else '-'} {r.error or ''}")
+            print(
+                f"{r.repo[:60]:60} {r.partial_bytes or 0:>10} {r.shallow_bytes or 0:>10} {r.full_bytes or 0:>10} "
+                f"{ratio:>7} {r.identical if r.identical is not None else '-'} {r.error or ''}"
+            )
 
     cloned = [r for r in rows if r.partial_bytes is not None]
     with_full = [r for r in cloned if r.full_bytes]
@@ -162,21 +169,29 @@ def main(argv: list[str] | None = None) -> int:
     partial_vs_shallow = sum(r.partial_bytes or 0 for r in with_shallow)
     shallow = sum(r.shallow_bytes or 0 for r in with_shallow)
     per_repo = sorted((r.partial_bytes or 0) / r.full_bytes for r in with_full if r.full_bytes)
-    print(f"repositories: {len(rows)}; partial clones ok: {len(cloned)}; "
-          f"full clone possible: {len(with_full)} (the others' mirrors lack blobs a full clone needs)")
+    print(
+        f"repositories: {len(rows)}; partial clones ok: {len(cloned)}; "
+        f"full clone possible: {len(with_full)} (the others' mirrors lack blobs a full clone needs)"
+    )
     for r in rows:
         if r.error:
             print(f"  failed: {r.repo}: {r.error}")
-    print(f"partial ÷ full clone bytes:        {_ratio(partial_vs_full, full)}  "
-          f"({partial_vs_full:,} / {full:,} bytes over {len(with_full)} repositories; target ≤ {TARGET_RATIO})")
+    print(
+        f"partial ÷ full clone bytes:        {_ratio(partial_vs_full, full)}  "
+        f"({partial_vs_full:,} / {full:,} bytes over {len(with_full)} repositories; target ≤ {TARGET_RATIO})"
+    )
     if per_repo:
         print(f"  per repository: median {per_repo[len(per_repo) // 2]:.3f}, max {per_repo[-1]:.3f}")
-    print(f"partial ÷ shallow full-blob bytes: {_ratio(partial_vs_shallow, shallow)}  "
-          f"({partial_vs_shallow:,} / {shallow:,} bytes over {len(with_shallow)} repositories)")
+    print(
+        f"partial ÷ shallow full-blob bytes: {_ratio(partial_vs_shallow, shallow)}  "
+        f"({partial_vs_shallow:,} / {shallow:,} bytes over {len(with_shallow)} repositories)"
+    )
     partial_s = sum(r.partial_s for r in with_full)
     full_s = sum(r.full_s for r in with_full)
-    print(f"partial ÷ full clone time:         {_ratio(int(partial_s * 1e6), int(full_s * 1e6))}  "
-          f"({partial_s:.2f} s / {full_s:.2f} s, local file:// transport)")
+    print(
+        f"partial ÷ full clone time:         {_ratio(int(partial_s * 1e6), int(full_s * 1e6))}  "
+        f"({partial_s:.2f} s / {full_s:.2f} s, local file:// transport)"
+    )
     if args.verify:
         checked = [r for r in cloned if r.identical is not None]
         same = sum(1 for r in checked if r.identical)

@@ -18,10 +18,9 @@ import sys
 import time
 from pathlib import Path
 
-from miner.present.evaluation import find_git_dir
-
 from bench.analysis.ours import mine_item, parse_in_process
 from bench.inputs import add_corpus_options, require_corpus_options
+from miner.present.evaluation import find_git_dir
 
 
 def _walk(frame, stack: tuple[str, ...], self_times: dict, inclusive: dict, labels: dict) -> None:
@@ -83,10 +82,13 @@ def main(argv: list[str] | None = None) -> int:
     _walk(root, (), self_times, inclusive, labels)
     total = root.time
 
-    lines = [f"pyinstrument profile of mine_commit over {len(items)} repositories ({files} files, {findings} "
-             f"findings), single process{', parser sandbox replaced by in-process calls' if had_sandbox else ''}, "
-             f"{wall:.1f} s wall, {total:.1f} s sampled, interval {args.interval} s",
-             "", f"top {args.top} functions by SELF time (share of all sampled time):"]
+    lines = [
+        f"pyinstrument profile of mine_commit over {len(items)} repositories ({files} files, {findings} "
+        f"findings), single process{', parser sandbox replaced by in-process calls' if had_sandbox else ''}, "
+        f"{wall:.1f} s wall, {total:.1f} s sampled, interval {args.interval} s",
+        "",
+        f"top {args.top} functions by SELF time (share of all sampled time):",
+    ]
     for rank, (key, t) in enumerate(sorted(self_times.items(), key=lambda kv: -kv[1])[: args.top], 1):
         lines.append(f"{rank:3}. {100 * t / total:5.1f} %  {t:7.2f} s  {labels[key]}")
     lines += ["", f"top {args.top} functions by INCLUSIVE time (once per stack):"]

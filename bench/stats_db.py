@@ -32,7 +32,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -46,11 +46,11 @@ from miner.present.repositories import count_repositories, repository_rows
 from miner.present.stats import compute_stats
 from miner.present.trend import crawl_trend
 from schema.db import make_engine, open_session, upgrade
-from schema.summaries import rebuild_summaries
 from schema.filters import Filters
+from schema.summaries import rebuild_summaries
 
 TARGET_S = 1.0
-T0 = datetime(2026, 3, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 1, tzinfo=UTC)
 MAINTENANCE_URLS = (
     "postgresql://postgres@127.0.0.1:5432/test",
     "postgresql://root@127.0.0.1:5432/test",
@@ -60,15 +60,63 @@ MAINTENANCE_URLS = (
 OTHER_APIS = ("search_runs", "get_run", "active_run", "log_batch")
 CHUNK = 100_000
 
-REPOSITORY_COLUMNS = ("id", "full_name", "clone_url", "default_branch", "topics", "stars", "forks",
-                      "size_kb", "archived", "fork", "first_seen_at")
-CRAWL_COLUMNS = ("id", "topics", "query", "slices", "started_at", "finished_at", "repos_found",
-                 "repos_enqueued", "repos_skipped_unchanged", "status")
-RUN_COLUMNS = ("id", "repository_id", "crawl_id", "commit_sha", "started_at", "finished_at",
-               "status", "error", "files_seen", "files_analysed", "files_unparsable",
-               "files_skipped", "bytes_analysed", "duration_s", "rules_version", "tool_version")
-FINDING_COLUMNS = ("id", "mining_run_id", "path", "line", "column", "cell", "api", "category",
-                   "qualified_name", "flavor", "disabling", "via_client")
+REPOSITORY_COLUMNS = (
+    "id",
+    "full_name",
+    "clone_url",
+    "default_branch",
+    "topics",
+    "stars",
+    "forks",
+    "size_kb",
+    "archived",
+    "fork",
+    "first_seen_at",
+)
+CRAWL_COLUMNS = (
+    "id",
+    "topics",
+    "query",
+    "slices",
+    "started_at",
+    "finished_at",
+    "repos_found",
+    "repos_enqueued",
+    "repos_skipped_unchanged",
+    "status",
+)
+RUN_COLUMNS = (
+    "id",
+    "repository_id",
+    "crawl_id",
+    "commit_sha",
+    "started_at",
+    "finished_at",
+    "status",
+    "error",
+    "files_seen",
+    "files_analysed",
+    "files_unparsable",
+    "files_skipped",
+    "bytes_analysed",
+    "duration_s",
+    "rules_version",
+    "tool_version",
+)
+FINDING_COLUMNS = (
+    "id",
+    "mining_run_id",
+    "path",
+    "line",
+    "column",
+    "cell",
+    "api",
+    "category",
+    "qualified_name",
+    "flavor",
+    "disabling",
+    "via_client",
+)
 # The flags as `save_run` keeps them must equal the definition: no newer successful run.
 WRONG_LATEST_FLAGS = """
 SELECT count(*) FROM miningrun m
@@ -80,6 +128,7 @@ WHERE m.latest <> (m.status = 'ok' AND NOT EXISTS (
 
 # ------------------------------------------------------------------------------ the dataset
 
+
 class Dataset:
     """Deterministic synthetic rows, generated chunk by chunk (2M findings never in one list)."""
 
@@ -89,12 +138,23 @@ class Dataset:
         self.repositories = repositories
         self.findings = findings
         self.apis = list(rules.apis) + list(OTHER_APIS)
-        weights = {"log_param": 15, "log_params": 8, "log_metric": 20, "log_metrics": 6,
-                   "autolog": 6, "start_run": 12, "log_artifact": 8, "log_model": 6,
-                   "set_experiment": 5, "set_tracking_uri": 5, "set_tag": 4, "end_run": 3}
+        weights = {
+            "log_param": 15,
+            "log_params": 8,
+            "log_metric": 20,
+            "log_metrics": 6,
+            "autolog": 6,
+            "start_run": 12,
+            "log_artifact": 8,
+            "log_model": 6,
+            "set_experiment": 5,
+            "set_tracking_uri": 5,
+            "set_tag": 4,
+            "end_run": 3,
+        }
         self.weights = [weights.get(api, 1) for api in self.apis]
         self.runs: list[tuple[Any, ...]] = []
-        self.ok_runs: list[int] = []           # run ids that carry findings
+        self.ok_runs: list[int] = []  # run ids that carry findings
         self._plan_runs()
 
     def repository_rows(self) -> Iterator[tuple[Any, ...]]:
@@ -106,17 +166,34 @@ class Dataset:
             if pick.random() < 0.1:
                 topics.append("vision")
             stars = int(pick.paretovariate(1.2)) - 1
-            yield (repository_id, f"owner{repository_id % 7919}/repo-{repository_id}",
-                   f"https://github.com/owner/repo-{repository_id}.git", "main", json.dumps(topics),
-                   stars, stars // 5, 100 + repository_id % 5000, pick.random() < 0.05,
-                   pick.random() < 0.1, T0)
+            yield (
+                repository_id,
+                f"owner{repository_id % 7919}/repo-{repository_id}",
+                f"https://github.com/owner/repo-{repository_id}.git",
+                "main",
+                json.dumps(topics),
+                stars,
+                stars // 5,
+                100 + repository_id % 5000,
+                pick.random() < 0.05,
+                pick.random() < 0.1,
+                T0,
+            )
 
     def crawl_rows(self) -> list[tuple[Any, ...]]:
         return [
-            (crawl_id, json.dumps(["mlflow-projects"]), "topic:mlflow-projects",
-             json.dumps([{"created": f"2020..{2020 + crawl_id}"}]),
-             T0 + timedelta(days=crawl_id), T0 + timedelta(days=crawl_id, hours=6),
-             self.repositories, self.repositories, 0, "ok")
+            (
+                crawl_id,
+                json.dumps(["mlflow-projects"]),
+                "topic:mlflow-projects",
+                json.dumps([{"created": f"2020..{2020 + crawl_id}"}]),
+                T0 + timedelta(days=crawl_id),
+                T0 + timedelta(days=crawl_id, hours=6),
+                self.repositories,
+                self.repositories,
+                0,
+                "ok",
+            )
             for crawl_id in (1, 2, 3)
         ]
 
@@ -129,22 +206,37 @@ class Dataset:
             run_id += 1
             started = T0 + timedelta(days=day, seconds=repository_id % 20000)
             ok = status == "ok"
-            self.runs.append((
-                run_id, repository_id, crawl_id, sha, started, started + timedelta(seconds=7),
-                status, None if ok else f"{status}: synthetic", 12, 12 if ok else 0, 0, 0,
-                40_000 if ok else 0, 7.0, self.rules.version, "bench",
-            ))
+            self.runs.append(
+                (
+                    run_id,
+                    repository_id,
+                    crawl_id,
+                    sha,
+                    started,
+                    started + timedelta(seconds=7),
+                    status,
+                    None if ok else f"{status}: synthetic",
+                    12,
+                    12 if ok else 0,
+                    0,
+                    0,
+                    40_000 if ok else 0,
+                    7.0,
+                    self.rules.version,
+                    "bench",
+                )
+            )
             return run_id
 
         mined = int(self.repositories * 0.98)
         for repository_id in range(1, self.repositories + 1):
-            if repository_id > mined:            # never mined successfully
+            if repository_id > mined:  # never mined successfully
                 run(repository_id, 3, 3, "clone_failed", None)
                 continue
-            if pick.random() < 0.10:             # history: an older successful run
+            if pick.random() < 0.10:  # history: an older successful run
                 self.ok_runs.append(run(repository_id, 1, 1, "ok", f"old{repository_id:08x}"))
             self.ok_runs.append(run(repository_id, 3, 3, "ok", f"{repository_id:040x}"))
-            if pick.random() < 0.03:             # a newer commit whose mine timed out
+            if pick.random() < 0.03:  # a newer commit whose mine timed out
                 run(repository_id, 3, 4, "timeout", f"new{repository_id:08x}")
 
     def finding_chunks(self) -> Iterator[list[tuple[Any, ...]]]:
@@ -152,7 +244,7 @@ class Dataset:
         runs = self.ok_runs
         mean = self.findings / len(runs)
         sizes = [max(1, int(pick.expovariate(1 / mean))) for _ in runs]
-        surplus = sum(sizes) - self.findings     # make the total exact
+        surplus = sum(sizes) - self.findings  # make the total exact
         index = 0
         while surplus != 0:
             step = -1 if surplus > 0 else 1
@@ -176,8 +268,22 @@ class Dataset:
                     category = self.rules.category_of(api).value
                     flavor = "sklearn" if api == "autolog" and line % 2 else None
                     qualified = f"mlflow.{flavor}.{api}" if flavor else f"mlflow.{api}"
-                chunk.append((finding_id, run_id, f"src/module_{line % 7}.py", line + 1, 4, None,
-                              api, category, qualified, flavor, disabling, via_client))
+                chunk.append(
+                    (
+                        finding_id,
+                        run_id,
+                        f"src/module_{line % 7}.py",
+                        line + 1,
+                        4,
+                        None,
+                        api,
+                        category,
+                        qualified,
+                        flavor,
+                        disabling,
+                        via_client,
+                    )
+                )
                 if len(chunk) == CHUNK:
                     yield chunk
                     chunk = []
@@ -187,9 +293,10 @@ class Dataset:
 
 # ------------------------------------------------------------------------------- loading
 
+
 def _sqlite_value(value: Any) -> Any:
-    if isinstance(value, datetime):   # what SQLAlchemy's DateTime stores: naive UTC text
-        return value.astimezone(timezone.utc).replace(tzinfo=None).isoformat(sep=" ")
+    if isinstance(value, datetime):  # what SQLAlchemy's DateTime stores: naive UTC text
+        return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ")
     return value
 
 
@@ -202,8 +309,9 @@ def load_sqlite(url: str, dataset: Dataset) -> None:
         def insert(table: str, columns: tuple[str, ...], rows: Any) -> None:
             names = ", ".join(f'"{column}"' for column in columns)
             marks = ", ".join("?" for _ in columns)
-            cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})",
-                               ([_sqlite_value(v) for v in row] for row in rows))
+            cursor.executemany(
+                f"INSERT INTO {table} ({names}) VALUES ({marks})", ([_sqlite_value(v) for v in row] for row in rows)
+            )
 
         insert("crawl", CRAWL_COLUMNS, dataset.crawl_rows())
         insert("repository", REPOSITORY_COLUMNS, dataset.repository_rows())
@@ -221,6 +329,7 @@ def load_postgresql(url: str, dataset: Dataset) -> None:
     plain = url.replace("postgresql+psycopg://", "postgresql://")
     with psycopg.connect(plain) as connection:
         with connection.cursor() as cursor:
+
             def copy(table: str, columns: tuple[str, ...], rows: Any) -> None:
                 names = sql.SQL(", ").join(sql.Identifier(column) for column in columns)
                 statement = sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(table), names)
@@ -233,10 +342,12 @@ def load_postgresql(url: str, dataset: Dataset) -> None:
             copy("miningrun", RUN_COLUMNS, dataset.runs)
             for chunk in dataset.finding_chunks():
                 copy("finding", FINDING_COLUMNS, chunk)
-            for table in ("crawl", "repository", "miningrun", "finding"):   # sequences after COPY
-                cursor.execute(sql.SQL("SELECT setval(pg_get_serial_sequence({}, 'id'), "
-                                       "(SELECT max(id) FROM {}))")
-                               .format(sql.Literal(table), sql.Identifier(table)))
+            for table in ("crawl", "repository", "miningrun", "finding"):  # sequences after COPY
+                cursor.execute(
+                    sql.SQL("SELECT setval(pg_get_serial_sequence({}, 'id'), (SELECT max(id) FROM {}))").format(
+                        sql.Literal(table), sql.Identifier(table)
+                    )
+                )
         connection.commit()
     summarise(url)
     with psycopg.connect(plain, autocommit=True) as connection:
@@ -251,8 +362,11 @@ def summarise(url: str) -> None:
 
 def create_postgres_database() -> tuple[str, Callable[[], None]]:
     errors = []
-    candidates = ([os.environ["MINER_BENCH_POSTGRES_URL"]]
-                  if os.environ.get("MINER_BENCH_POSTGRES_URL") else list(MAINTENANCE_URLS))
+    candidates = (
+        [os.environ["MINER_BENCH_POSTGRES_URL"]]
+        if os.environ.get("MINER_BENCH_POSTGRES_URL")
+        else list(MAINTENANCE_URLS)
+    )
     for maintenance_url in candidates:
         try:
             maintenance = psycopg.connect(maintenance_url, autocommit=True, connect_timeout=5)
@@ -277,6 +391,7 @@ def create_postgres_database() -> tuple[str, Callable[[], None]]:
 
 # ------------------------------------------------------------------------------- timing
 
+
 def _timed(job: Callable[[], Any]) -> tuple[float, Any]:
     started = time.perf_counter()
     value = job()
@@ -285,33 +400,34 @@ def _timed(job: Callable[[], Any]) -> tuple[float, Any]:
 
 def measure(url: str, rules: Rules, repeat: int) -> dict[str, Any]:
     with open_session(url) as session:
+
         def count_findings() -> int:
             return int(session.execute(text("SELECT count(*) FROM finding")).scalar_one())
 
         def stats() -> dict[str, Any]:
             return compute_stats(session=session, rules=rules)
 
-        count_findings(), stats()                     # warm caches and plans once
+        count_findings(), stats()  # warm caches and plans once
         baseline: list[float] = []
         timings: list[float] = []
-        for _ in range(repeat):                       # alternate, so drift hits both alike
+        for _ in range(repeat):  # alternate, so drift hits both alike
             seconds, findings = _timed(count_findings)
             baseline.append(seconds)
             seconds, document = _timed(stats)
             timings.append(seconds)
         others = {
             "stats --topic nlp --exclude-forks": lambda: compute_stats(
-                session=session, rules=rules, filters=Filters(topic="nlp", exclude_forks=True)),
-            "stats --crawl 1": lambda: compute_stats(session=session, rules=rules,
-                                                     filters=Filters(crawl_id=1)),
-            "repository_rows(limit=50)": lambda: repository_rows(session=session, rules=rules,
-                                                                 limit=50),
+                session=session, rules=rules, filters=Filters(topic="nlp", exclude_forks=True)
+            ),
+            "stats --crawl 1": lambda: compute_stats(session=session, rules=rules, filters=Filters(crawl_id=1)),
+            "repository_rows(limit=50)": lambda: repository_rows(session=session, rules=rules, limit=50),
             "repository_rows(uses=autolog, limit=50)": lambda: repository_rows(
-                session=session, rules=rules, uses=["autolog"], limit=50),
+                session=session, rules=rules, uses=["autolog"], limit=50
+            ),
             "count_repositories(uses=autolog)": lambda: count_repositories(
-                session=session, rules=rules, uses=["autolog"]),
-            "finding_rows(api=log_param, limit=50)": lambda: finding_rows(
-                session=session, api="log_param", limit=50),
+                session=session, rules=rules, uses=["autolog"]
+            ),
+            "finding_rows(api=log_param, limit=50)": lambda: finding_rows(session=session, api="log_param", limit=50),
             "crawl_trend": lambda: crawl_trend(session=session, rules=rules),
         }
         other_timings = {}
@@ -337,12 +453,16 @@ def measure(url: str, rules: Rules, repeat: int) -> dict[str, Any]:
 def report(backend: str, load_s: float, result: dict[str, Any]) -> None:
     ratio = result["stats_s"] / result["count_s"] if result["count_s"] else float("inf")
     verdict = "under" if result["stats_s"] < TARGET_S else "OVER"
-    print(f"\n{backend}: {result['findings']:,} findings, {result['usage_rows']:,} run-usage rows, "
-          f"loaded in {load_s:.1f} s")
+    print(
+        f"\n{backend}: {result['findings']:,} findings, {result['usage_rows']:,} run-usage rows, "
+        f"loaded in {load_s:.1f} s"
+    )
     print(f"  stats: n = {result['repositories']:,} repositories, headline {result['headline']:,}")
     print(f"  SELECT count(*) FROM finding  {result['count_s'] * 1000:8.1f} ms  (median)")
-    print(f"  compute_stats (miner stats)   {result['stats_s'] * 1000:8.1f} ms  (median; best "
-          f"{result['stats_best_s'] * 1000:.1f} ms)  {verdict} the {TARGET_S:.0f} s target")
+    print(
+        f"  compute_stats (miner stats)   {result['stats_s'] * 1000:8.1f} ms  (median; best "
+        f"{result['stats_best_s'] * 1000:.1f} ms)  {verdict} the {TARGET_S:.0f} s target"
+    )
     print(f"  ratio stats / count(*)        {ratio:8.2f}")
     for name, seconds in result["others"].items():
         print(f"    {name:<42} {seconds * 1000:8.1f} ms")
@@ -352,16 +472,17 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repositories", type=int, default=100_000)
     parser.add_argument("--findings", type=int, default=2_000_000)
-    parser.add_argument("--backend", nargs="+", choices=["sqlite", "postgresql"],
-                        default=["sqlite", "postgresql"])
+    parser.add_argument("--backend", nargs="+", choices=["sqlite", "postgresql"], default=["sqlite", "postgresql"])
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args(argv)
 
     rules = load_rules()
     started = time.perf_counter()
     dataset = Dataset(args.repositories, args.findings, rules)
-    print(f"dataset: {args.repositories:,} repositories, {len(dataset.runs):,} runs, "
-          f"{args.findings:,} findings (planned in {time.perf_counter() - started:.1f} s)")
+    print(
+        f"dataset: {args.repositories:,} repositories, {len(dataset.runs):,} runs, "
+        f"{args.findings:,} findings (planned in {time.perf_counter() - started:.1f} s)"
+    )
     for backend in args.backend:
         if backend == "sqlite":
             with tempfile.TemporaryDirectory(prefix="miner-bench-") as folder:

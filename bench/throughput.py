@@ -38,10 +38,10 @@ from crawl_fixtures import TOPIC, CorpusRepo, allow_partial_clone, register  # n
 from github_fake import FakeGithub  # noqa: E402
 from gitrepos import make_repo, notebook_v4  # noqa: E402
 
+from miner.core.settings import GithubSettings, Settings  # noqa: E402
 from miner.orchestrate.crawl import start_crawl  # noqa: E402
 from miner.orchestrate.jobs import mine_repository  # noqa: E402
 from miner.orchestrate.mining import run_parallel  # noqa: E402
-from miner.core.settings import GithubSettings, Settings  # noqa: E402
 
 TARGET_RATIO = 1.8
 REDIS_URL = "redis://127.0.0.1:6379/14"
@@ -108,9 +108,27 @@ class CeleryWorker:
         self.log = log
         self.handle = log.open("w")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "workers", "worker", "--concurrency", str(concurrency),
-             "--pool", "prefork", "--loglevel", "INFO", "--without-mingle", "--without-gossip"],
-            env=env, cwd=log.parent, stdout=self.handle, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "workers",
+                "worker",
+                "--concurrency",
+                str(concurrency),
+                "--pool",
+                "prefork",
+                "--loglevel",
+                "INFO",
+                "--without-mingle",
+                "--without-gossip",
+            ],
+            env=env,
+            cwd=log.parent,
+            stdout=self.handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         deadline = time.monotonic() + 60
         while "ready." not in log.read_text(errors="replace"):
@@ -207,8 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     print(f"cpus: {os.cpu_count()}; repositories: {args.repositories}, {args.files} modules + 1 notebook each")
-    print(f"machine ceiling  a CPU-bound loop in 2 processes ÷ 1, measured before each round: "
-          f"{cpu_ceiling():.2f} now")
+    print(f"machine ceiling  a CPU-bound loop in 2 processes ÷ 1, measured before each round: {cpu_ceiling():.2f} now")
     ratios: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="bench-throughput-") as scratch_name:
         scratch = Path(scratch_name)
@@ -225,18 +242,24 @@ def main(argv: list[str] | None = None) -> int:
                 ones: list[tuple[float, float]] = []
                 twos: list[tuple[float, float]] = []
                 for round_number in range(1, args.repeat + 1):
-                    ceiling = cpu_ceiling(repeat=1)   # the load other programs put on the machine now
+                    ceiling = cpu_ceiling(repeat=1)  # the load other programs put on the machine now
                     ones.append(crawl(fake, scratch, 1, args.repositories))
                     twos.append(crawl(fake, scratch, 2, args.repositories))
-                    print(f"{label:16} round {round_number}: machine ceiling {ceiling:.2f}; mine 1 process "
-                          f"{ones[-1][1]:6.2f} s, 2 processes {twos[-1][1]:6.2f} s: {ones[-1][1] / twos[-1][1]:.2f}")
+                    print(
+                        f"{label:16} round {round_number}: machine ceiling {ceiling:.2f}; mine 1 process "
+                        f"{ones[-1][1]:6.2f} s, 2 processes {twos[-1][1]:6.2f} s: {ones[-1][1] / twos[-1][1]:.2f}"
+                    )
                 one, two = min(ones, key=lambda t: t[1]), min(twos, key=lambda t: t[1])
                 ratios[label] = one[1] / two[1]
-                print(f"{label:16} best of {args.repeat}: 1 process {one[1]:.2f} s ({args.repositories / one[1]:.2f} repos/s, "
-                      f"plan {one[0]:.2f} s), 2 processes {two[1]:.2f} s ({args.repositories / two[1]:.2f} repos/s, "
-                      f"plan {two[0]:.2f} s)")
-                print(f"{label:16} throughput 2 ÷ 1: {ratios[label]:.2f} (target ≥ {TARGET_RATIO}); whole crawl "
-                      f"incl. plan: {(one[0] + one[1]) / (two[0] + two[1]):.2f}")
+                print(
+                    f"{label:16} best of {args.repeat}: 1 process {one[1]:.2f} s ({args.repositories / one[1]:.2f} repos/s, "
+                    f"plan {one[0]:.2f} s), 2 processes {two[1]:.2f} s ({args.repositories / two[1]:.2f} repos/s, "
+                    f"plan {two[0]:.2f} s)"
+                )
+                print(
+                    f"{label:16} throughput 2 ÷ 1: {ratios[label]:.2f} (target ≥ {TARGET_RATIO}); whole crawl "
+                    f"incl. plan: {(one[0] + one[1]) / (two[0] + two[1]):.2f}"
+                )
     return 0 if ratios and min(ratios.values()) >= TARGET_RATIO else 1
 
 

@@ -71,15 +71,24 @@ def finish_crawl(
 
 
 def record_plan(
-    *, session: Session, crawl_id: int, found: int, enqueued_ids: list[int], skipped_unchanged: int,
+    *,
+    session: Session,
+    crawl_id: int,
+    found: int,
+    enqueued_ids: list[int],
+    skipped_unchanged: int,
     slices: list[Any],
 ) -> None:
     """Store what enumeration found and queued; the crawl stays running until its runs are stored."""
     enqueued = len(enqueued_ids)
     status = CrawlStatus.running if enqueued else CrawlStatus.ok
     values: dict[str, Any] = {
-        "repos_found": found, "repos_enqueued": enqueued, "enqueued_ids": list(enqueued_ids),
-        "repos_skipped_unchanged": skipped_unchanged, "slices": slices, "status": status,
+        "repos_found": found,
+        "repos_enqueued": enqueued,
+        "enqueued_ids": list(enqueued_ids),
+        "repos_skipped_unchanged": skipped_unchanged,
+        "slices": slices,
+        "status": status,
     }
     if not enqueued:
         values["finished_at"] = utc_now()
@@ -139,15 +148,15 @@ def in_flight(*, session: Session, crawl: Crawl) -> list[str]:
     """Names of the repositories the crawl handed out that have no run stored in it yet."""
     if not crawl.enqueued_ids:
         return []
-    done = set(session.exec(
-        select(MiningRun.repository_id).where(MiningRun.crawl_id == crawl.id)
-    ).all())
+    done = set(session.exec(select(MiningRun.repository_id).where(MiningRun.crawl_id == crawl.id)).all())
     waiting = [repository_id for repository_id in crawl.enqueued_ids if repository_id not in done]
     if not waiting:
         return []
-    names = dict(session.exec(  # type: ignore[call-overload]
-        select(Repository.id, Repository.full_name).where(Repository.id.in_(waiting))  # type: ignore[union-attr]
-    ).all())
+    names = dict(
+        session.exec(  # type: ignore[call-overload]
+            select(Repository.id, Repository.full_name).where(Repository.id.in_(waiting))  # type: ignore[union-attr]
+        ).all()
+    )
     return [names.get(repository_id, f"#{repository_id}") for repository_id in waiting]
 
 
@@ -177,19 +186,21 @@ def crawl_rows(
         running = crawl.status is CrawlStatus.running
         if stall_after_s is not None and is_stalled(session=session, crawl=crawl, stall_after_s=stall_after_s):
             status = "stalled"
-        rows.append({
-            "id": crawl.id,
-            "topics": list(crawl.topics),
-            "query": crawl.query,
-            "status": status,
-            "started_at": crawl.started_at.isoformat(timespec="seconds") if crawl.started_at else None,
-            "finished_at": crawl.finished_at.isoformat(timespec="seconds") if crawl.finished_at else None,
-            "found": crawl.repos_found,
-            "enqueued": crawl.repos_enqueued,
-            "unchanged": crawl.repos_skipped_unchanged,
-            **crawl_progress(session=session, crawl_id=crawl.id),
-            "in_flight": in_flight(session=session, crawl=crawl) if running else [],
-            "last_progress_at": last_progress(session=session, crawl=crawl).isoformat(timespec="seconds"),
-            "error": crawl.error,
-        })
+        rows.append(
+            {
+                "id": crawl.id,
+                "topics": list(crawl.topics),
+                "query": crawl.query,
+                "status": status,
+                "started_at": crawl.started_at.isoformat(timespec="seconds") if crawl.started_at else None,
+                "finished_at": crawl.finished_at.isoformat(timespec="seconds") if crawl.finished_at else None,
+                "found": crawl.repos_found,
+                "enqueued": crawl.repos_enqueued,
+                "unchanged": crawl.repos_skipped_unchanged,
+                **crawl_progress(session=session, crawl_id=crawl.id),
+                "in_flight": in_flight(session=session, crawl=crawl) if running else [],
+                "last_progress_at": last_progress(session=session, crawl=crawl).isoformat(timespec="seconds"),
+                "error": crawl.error,
+            }
+        )
     return rows

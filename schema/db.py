@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
@@ -32,7 +31,7 @@ if TYPE_CHECKING:
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # Any constant works; it only has to be the same in every process migrating this database.
-_MIGRATION_LOCK_KEY = 0x6D696E6572   # "miner"
+_MIGRATION_LOCK_KEY = 0x6D696E6572  # "miner"
 
 
 class DatabaseUnavailable(RuntimeError):
@@ -52,7 +51,7 @@ def normalise_url(url: str) -> str:
     """postgres:// and postgresql:// URLs get the psycopg 3 driver we install."""
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 
@@ -80,8 +79,10 @@ class SessionLimits:
         return cls(settings.database_lock_timeout_s, settings.database_idle_in_transaction_timeout_s)
 
     def postgres_options(self) -> str:
-        return (f"-c lock_timeout={int(self.lock_timeout_s * 1000)} "
-                f"-c idle_in_transaction_session_timeout={int(self.idle_in_transaction_timeout_s * 1000)}")
+        return (
+            f"-c lock_timeout={int(self.lock_timeout_s * 1000)} "
+            f"-c idle_in_transaction_session_timeout={int(self.idle_in_transaction_timeout_s * 1000)}"
+        )
 
 
 DEFAULT_LIMITS = SessionLimits()
@@ -90,6 +91,7 @@ DEFAULT_LIMITS = SessionLimits()
 def _sqlite_pragmas(busy_timeout_ms: int) -> Callable[[Any, Any], None]:
     def set_pragmas(dbapi_connection: Any, _record: Any) -> None:
         _set_sqlite_pragmas(dbapi_connection, busy_timeout_ms)
+
     return set_pragmas
 
 
@@ -135,7 +137,7 @@ def _create_engine(url: str, limits: SessionLimits) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas(int(limits.lock_timeout_s * 1000)))
         return engine
     options = limits.postgres_options()
-    if parsed.query.get("options"):   # the URL's own options come after ours, so they win
+    if parsed.query.get("options"):  # the URL's own options come after ours, so they win
         options = f"{options} {parsed.query['options']}"
         url = parsed.difference_update_query(["options"]).render_as_string(hide_password=False)
     engine = create_engine(url, pool_pre_ping=True, connect_args={"options": options})

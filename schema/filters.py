@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 from sqlalchemy import Boolean, ColumnElement, String, cast
@@ -18,7 +18,6 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
 from miner.core.domain import LATEST_SPEC, SPEC_VERSIONS
-
 
 # GitHub's topic names: lowercase letters, digits and hyphens (no LIKE wildcard among them).
 GITHUB_TOPIC = re.compile(r"[a-z0-9][a-z0-9-]{0,49}")
@@ -45,8 +44,7 @@ class Filters:
 
     def __post_init__(self) -> None:
         if self.spec not in SPEC_VERSIONS:
-            raise ValueError(f"unknown spec version {self.spec}; one of "
-                             f"{', '.join(map(str, SPEC_VERSIONS))}")
+            raise ValueError(f"unknown spec version {self.spec}; one of {', '.join(map(str, SPEC_VERSIONS))}")
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready, for dataset cards and reports (`since` as ISO 8601)."""
@@ -78,18 +76,18 @@ def parse_since(text: str) -> datetime:
     try:
         if len(value) == 10:
             day = date.fromisoformat(value)
-            return datetime.combine(day, time.min, tzinfo=timezone.utc)
+            return datetime.combine(day, time.min, tzinfo=UTC)
         moment = datetime.fromisoformat(value)
     except ValueError:
         raise ValueError(
             f"invalid date {text!r}: use YYYY-MM-DD or an ISO datetime such as 2026-03-01T12:00:00Z"
         ) from None
     if moment.tzinfo is None:
-        return moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
 
 
-class json_list_contains(FunctionElement[bool]):   # noqa: N801 (an SQL function, named like one)
+class json_list_contains(FunctionElement[bool]):  # noqa: N801 (an SQL function, named like one)
     """`json_list_contains(column, value)`: the JSON array in `column` has the string `value`.
 
     SQLite walks the array with json_each; PostgreSQL tests containment on the jsonb form.
@@ -110,14 +108,9 @@ def _json_list_contains_sqlite(element: json_list_contains, compiler: SQLCompile
 
 
 @compiles(json_list_contains, "postgresql")
-def _json_list_contains_postgresql(
-    element: json_list_contains, compiler: SQLCompiler, **kw: Any
-) -> str:
+def _json_list_contains_postgresql(element: json_list_contains, compiler: SQLCompiler, **kw: Any) -> str:
     column, value = list(element.clauses)
-    return (
-        f"(CAST({compiler.process(column, **kw)} AS JSONB) "
-        f"@> jsonb_build_array({compiler.process(value, **kw)}))"
-    )
+    return f"(CAST({compiler.process(column, **kw)} AS JSONB) @> jsonb_build_array({compiler.process(value, **kw)}))"
 
 
 def repository_conditions(filters: Filters | None) -> list[ColumnElement[bool]]:
@@ -144,6 +137,5 @@ def repository_conditions(filters: Filters | None) -> list[ColumnElement[bool]]:
 
 def has_repository_conditions(filters: Filters | None) -> bool:
     return filters is not None and bool(
-        filters.topic is not None or filters.min_stars is not None
-        or filters.exclude_forks or filters.exclude_archived
+        filters.topic is not None or filters.min_stars is not None or filters.exclude_forks or filters.exclude_archived
     )

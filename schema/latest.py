@@ -39,8 +39,7 @@ def latest_runs(
     """
     filters = merge_crawl(filters, crawl_id)
     crawl_id = filters.crawl_id
-    columns = (MiningRun.id, MiningRun.repository_id, MiningRun.commit_sha,
-               MiningRun.finished_at, MiningRun.crawl_id)
+    columns = (MiningRun.id, MiningRun.repository_id, MiningRun.commit_sha, MiningRun.finished_at, MiningRun.crawl_id)
     if crawl_id is None:
         # `save_run` keeps the flag (see _refresh_latest): a filter, not an anti-join. Written
         # `<> false`: nine runs in ten are latest, and SQLite (no statistics) would otherwise
@@ -48,16 +47,13 @@ def latest_runs(
         statement = select(*columns).where(MiningRun.latest != False)  # noqa: E712
         return _narrowed(statement, filters)
     newer = aliased(MiningRun, name="newer_run")
-    newer_exists = (
-        select(newer.id)
-        .where(
-            newer.repository_id == MiningRun.repository_id,
-            newer.status == domain.RunStatus.ok,
-            or_(
-                newer.finished_at > MiningRun.finished_at,
-                and_(newer.finished_at == MiningRun.finished_at, newer.id > MiningRun.id),
-            ),
-        )
+    newer_exists = select(newer.id).where(
+        newer.repository_id == MiningRun.repository_id,
+        newer.status == domain.RunStatus.ok,
+        or_(
+            newer.finished_at > MiningRun.finished_at,
+            and_(newer.finished_at == MiningRun.finished_at, newer.id > MiningRun.id),
+        ),
     )
     statement = (
         select(*columns)
@@ -74,8 +70,6 @@ def _narrowed(statement: Select[Any], filters: Filters) -> Select[Any]:
         statement = statement.where(MiningRun.finished_at >= filters.since)
     if has_repository_conditions(filters):
         statement = statement.where(
-            MiningRun.repository_id.in_(
-                select(Repository.id).where(*repository_conditions(filters))
-            )
+            MiningRun.repository_id.in_(select(Repository.id).where(*repository_conditions(filters)))
         )
     return statement

@@ -10,7 +10,7 @@ Timestamps are stored as UTC and always read back timezone-aware, on SQLite as o
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
@@ -34,14 +34,14 @@ ENUM_LENGTH = 32
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def as_utc(value: datetime) -> datetime:
     """A naive datetime is taken to be UTC already (that is what SQLite hands back)."""
     if value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
 
 
 class UTCDateTime(sa.TypeDecorator[datetime]):
@@ -94,7 +94,7 @@ class Repository(SQLModel, table=True):
     """A GitHub repository as the last search saw it, and what was last mined of it."""
 
     id: int | None = Field(default=None, primary_key=True)
-    full_name: str = Field(unique=True, index=True)          # "owner/name"
+    full_name: str = Field(unique=True, index=True)  # "owner/name"
     clone_url: str | None = None
     default_branch: str | None = None
     topics: list[str] = Field(default_factory=list, sa_type=sa.JSON)
@@ -109,9 +109,7 @@ class Repository(SQLModel, table=True):
     first_seen_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
     last_mined_sha: str | None = None
     last_mined_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    last_seen_crawl_id: int | None = Field(
-        default=None, foreign_key="crawl.id", ondelete="SET NULL"
-    )
+    last_seen_crawl_id: int | None = Field(default=None, foreign_key="crawl.id", ondelete="SET NULL")
 
 
 class Crawl(SQLModel, table=True):
@@ -120,15 +118,14 @@ class Crawl(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     topics: list[str] = Field(default_factory=list, sa_type=sa.JSON)
     query: str | None = None
-    slices: list[Any] = Field(default_factory=list, sa_type=sa.JSON)   # creation-date slices
+    slices: list[Any] = Field(default_factory=list, sa_type=sa.JSON)  # creation-date slices
     started_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
     finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     repos_found: int = 0
     repos_enqueued: int = 0
     repos_skipped_unchanged: int = 0
     # repository ids handed out, in order; those without a run in this crawl are in flight
-    enqueued_ids: list[int] = Field(default_factory=list, sa_type=sa.JSON,
-                                    sa_column_kwargs={"server_default": "[]"})
+    enqueued_ids: list[int] = Field(default_factory=list, sa_type=sa.JSON, sa_column_kwargs={"server_default": "[]"})
     status: CrawlStatus = Field(default=CrawlStatus.running, sa_type=EnumString(CrawlStatus))
     error: str | None = Field(default=None, sa_type=sa.Text)
 
@@ -145,15 +142,12 @@ class MiningRun(SQLModel, table=True):
         # latest successful run per repository (window over repository, ordered by finish)
         sa.Index("ix_miningrun_repository_status_finished", "repository_id", "status", "finished_at"),
         # the latest runs' usage profiles, grouped by the statistics without a sort
-        sa.Index("ix_miningrun_latest_profile", "latest", "apis_used", "client_calls",
-                 "other_calls", "repository_id"),
+        sa.Index("ix_miningrun_latest_profile", "latest", "apis_used", "client_calls", "other_calls", "repository_id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
     repository_id: int = Field(foreign_key="repository.id", ondelete="CASCADE")
-    crawl_id: int | None = Field(
-        default=None, foreign_key="crawl.id", ondelete="SET NULL", index=True
-    )
+    crawl_id: int | None = Field(default=None, foreign_key="crawl.id", ondelete="SET NULL", index=True)
     commit_sha: str | None = None
     started_at: datetime = Field(sa_type=UTCDateTime)
     finished_at: datetime = Field(sa_type=UTCDateTime)
@@ -206,7 +200,11 @@ class Finding(SQLModel, table=True):
         # the table itself (an index-only scan), and serves as the index of the foreign key.
         sa.Index(
             "ix_finding_run_usage",
-            "mining_run_id", "api", "category", "via_client", "disabling",
+            "mining_run_id",
+            "api",
+            "category",
+            "via_client",
+            "disabling",
         ),
     )
 
@@ -215,13 +213,13 @@ class Finding(SQLModel, table=True):
     path: str
     line: int
     column: int
-    cell: int | None = None                                  # notebooks: 0-based cell index
-    api: str = Field(index=True)                             # e.g. log_params
+    cell: int | None = None  # notebooks: 0-based cell index
+    api: str = Field(index=True)  # e.g. log_params
     category: Category = Field(sa_type=EnumString(Category), index=True)
-    qualified_name: str = Field(index=True)                  # e.g. mlflow.sklearn.autolog
+    qualified_name: str = Field(index=True)  # e.g. mlflow.sklearn.autolog
     flavor: str | None = None
-    disabling: bool = False                                  # autolog(disable=True)
-    via_client: bool = False                                 # a method call on an MlflowClient
+    disabling: bool = False  # autolog(disable=True)
+    via_client: bool = False  # a method call on an MlflowClient
     # `v1`, or the spec version 2 kind it was found through (`%%writefile`, `assignment-alias`)
     rule: str = Field(default=RULE_V1, sa_column_kwargs={"server_default": RULE_V1})
 
@@ -238,17 +236,16 @@ class RunUsage(SQLModel, table=True):
 
     __table_args__ = (
         # per-api figures of the latest runs stream from this index in api order (no sort)
-        sa.Index("ix_runusage_latest_api", "latest", "api", "used", "calls", "client_calls",
-                 "other_calls"),
+        sa.Index("ix_runusage_latest_api", "latest", "api", "used", "calls", "client_calls", "other_calls"),
         {"sqlite_with_rowid": False},
     )
 
     mining_run_id: int = Field(foreign_key="miningrun.id", ondelete="CASCADE", primary_key=True)
     api: str = Field(primary_key=True)
-    calls: int                                               # findings of this api
-    client_calls: int = 0                                    # of those, via an MlflowClient
-    other_calls: int = 0                                     # of those, of category other
-    used: int = 0                                            # 1 unless every call disables it
+    calls: int  # findings of this api
+    client_calls: int = 0  # of those, via an MlflowClient
+    other_calls: int = 0  # of those, of category other
+    used: int = 0  # 1 unless every call disables it
     # the same four counting only findings of spec version 1 (rule `v1`)
     calls_v1: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     client_calls_v1: int = Field(default=0, sa_column_kwargs={"server_default": "0"})

@@ -39,13 +39,11 @@ def upsert_repository(
     insert_ignore(
         session,
         Repository,
-        {"full_name": full_name, "topics": [], "archived": False, "fork": False,
-         "first_seen_at": utc_now(), **values},
+        {"full_name": full_name, "topics": [], "archived": False, "fork": False, "first_seen_at": utc_now(), **values},
         conflict_columns=["full_name"],
     )
     repository = session.exec(
-        select(Repository).where(Repository.full_name == full_name)
-        .execution_options(populate_existing=True)
+        select(Repository).where(Repository.full_name == full_name).execution_options(populate_existing=True)
     ).one()
     for key, value in values.items():
         setattr(repository, key, value)
@@ -54,23 +52,20 @@ def upsert_repository(
     return repository
 
 
-def insert_ignore(
-    session: Session, table: type, row: dict[str, Any], *, conflict_columns: list[str]
-) -> None:
+def insert_ignore(session: Session, table: type, row: dict[str, Any], *, conflict_columns: list[str]) -> None:
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         statement = postgresql.insert(table).values(row)
     elif dialect == "sqlite":
         statement = sqlite.insert(table).values(row)
-    else:   # pragma: no cover - only SQLite and PostgreSQL are supported
+    else:  # pragma: no cover - only SQLite and PostgreSQL are supported
         raise NotImplementedError(f"no upsert for {dialect}")
     session.exec(statement.on_conflict_do_nothing(index_elements=conflict_columns))
 
 
 def get_repository(*, session: Session, full_name: str) -> Repository | None:
     return session.exec(
-        select(Repository).where(Repository.full_name == full_name)
-        .execution_options(populate_existing=True)
+        select(Repository).where(Repository.full_name == full_name).execution_options(populate_existing=True)
     ).one_or_none()
 
 

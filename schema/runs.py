@@ -60,8 +60,12 @@ def save_run(
     for attempt in range(1, SAVE_ATTEMPTS + 1):
         try:
             run = _replace_run(
-                session, repository_id, result,
-                crawl_id=crawl_id, rules_version=rules_version, tool_version=tool_version,
+                session,
+                repository_id,
+                result,
+                crawl_id=crawl_id,
+                rules_version=rules_version,
+                tool_version=tool_version,
             )
             session.commit()
             return run
@@ -69,7 +73,7 @@ def save_run(
             session.rollback()
             if attempt == SAVE_ATTEMPTS:
                 raise
-    raise AssertionError("unreachable")   # pragma: no cover
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _replace_run(
@@ -84,14 +88,14 @@ def _replace_run(
     # PostgreSQL: serialise saves per repository (SQLite ignores FOR UPDATE; one writer anyway).
     # populate_existing: the row as it is now, not a copy this session loaded earlier
     repository = session.exec(
-        select(Repository).where(Repository.id == repository_id).with_for_update()
+        select(Repository)
+        .where(Repository.id == repository_id)
+        .with_for_update()
         .execution_options(populate_existing=True)
     ).one()
 
     if result.commit_sha is not None:
-        replaced = (MiningRun.repository_id == repository_id) & (
-            MiningRun.commit_sha == result.commit_sha
-        )
+        replaced = (MiningRun.repository_id == repository_id) & (MiningRun.commit_sha == result.commit_sha)
     else:
         replaced = (
             (MiningRun.repository_id == repository_id)
@@ -103,8 +107,12 @@ def _replace_run(
     if replaced_ids:
         # A redelivered task (its worker died after storing) or a deliberate re-mine: worth a
         # line in the worker's log, since each one is work done twice.
-        log.info("replacing run %s of repository %d (commit %s)",
-                 ", ".join(map(str, replaced_ids)), repository_id, result.commit_sha or "none")
+        log.info(
+            "replacing run %s of repository %d (commit %s)",
+            ", ".join(map(str, replaced_ids)),
+            repository_id,
+            result.commit_sha or "none",
+        )
         _delete_runs(session, select(MiningRun.id).where(MiningRun.id.in_(replaced_ids)))
 
     usage = usage_rows(result.findings)
@@ -127,7 +135,7 @@ def _replace_run(
         **usage_profile(usage),
     )
     session.add(run)
-    session.flush()     # the unique (repository_id, commit_sha) is checked here
+    session.flush()  # the unique (repository_id, commit_sha) is checked here
 
     # Core executemany on the tables, skipping the ORM's per-row bookkeeping: a large
     # repository has tens of thousands of findings (20,000 take about a second).
@@ -136,8 +144,7 @@ def _replace_run(
         connection.execute(insert(FileResult.__table__), list(_file_rows(run.id, result.files)))
     if result.findings:
         connection.execute(insert(Finding.__table__), list(_finding_rows(run.id, result.findings)))
-        connection.execute(insert(RunUsage.__table__),
-                           [{"mining_run_id": run.id, **row} for row in usage])
+        connection.execute(insert(RunUsage.__table__), [{"mining_run_id": run.id, **row} for row in usage])
 
     _refresh_latest(session, repository_id)
     session.refresh(run, ["latest"])
@@ -181,9 +188,7 @@ def _refresh_latest(session: Session, repository_id: int) -> None:
     run_latest = select(MiningRun.latest).where(MiningRun.id == RunUsage.mining_run_id)
     session.exec(
         update(RunUsage)
-        .where(RunUsage.mining_run_id.in_(
-            select(MiningRun.id).where(MiningRun.repository_id == repository_id)
-        ))
+        .where(RunUsage.mining_run_id.in_(select(MiningRun.id).where(MiningRun.repository_id == repository_id)))
         .values(latest=run_latest.scalar_subquery()),
         execution_options=no_sync,
     )
@@ -195,9 +200,7 @@ def _delete_runs(session: Session, run_ids: Select[Any]) -> None:
     no_sync = {"synchronize_session": False}
     session.exec(delete(RunUsage).where(RunUsage.mining_run_id.in_(ids)), execution_options=no_sync)
     session.exec(delete(Finding).where(Finding.mining_run_id.in_(ids)), execution_options=no_sync)
-    session.exec(
-        delete(FileResult).where(FileResult.mining_run_id.in_(ids)), execution_options=no_sync
-    )
+    session.exec(delete(FileResult).where(FileResult.mining_run_id.in_(ids)), execution_options=no_sync)
     session.exec(delete(MiningRun).where(MiningRun.id.in_(ids)), execution_options=no_sync)
 
 

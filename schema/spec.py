@@ -42,9 +42,23 @@ def spec_columns(spec: int | None = None) -> SpecColumns:
     if spec not in SPEC_VERSIONS:
         raise ValueError(f"unknown spec version {spec}; one of {', '.join(map(str, SPEC_VERSIONS))}")
     if spec == 1:
-        return SpecColumns(1, RunUsage.calls_v1, RunUsage.client_calls_v1, RunUsage.other_calls_v1,
-                           RunUsage.used_v1, MiningRun.apis_used_v1, MiningRun.client_calls_v1,
-                           MiningRun.other_calls_v1)
-    return SpecColumns(spec, RunUsage.calls, RunUsage.client_calls, RunUsage.other_calls,
-                       RunUsage.used, MiningRun.apis_used, MiningRun.client_calls,
-                       MiningRun.other_calls)
+        return SpecColumns(
+            1,
+            RunUsage.calls_v1,
+            RunUsage.client_calls_v1,
+            RunUsage.other_calls_v1,
+            RunUsage.used_v1,
+            MiningRun.apis_used_v1,
+            MiningRun.client_calls_v1,
+            MiningRun.other_calls_v1,
+        )
+    return SpecColumns(
+        spec,
+        RunUsage.calls,
+        RunUsage.client_calls,
+        RunUsage.other_calls,
+        RunUsage.used,
+        MiningRun.apis_used,
+        MiningRun.client_calls,
+        MiningRun.other_calls,
+    )

@@ -42,9 +42,11 @@ def usage_rows(findings: Iterable[domain.Finding]) -> list[dict[str, Any]]:
             if not finding.disabling:
                 counts[offset + 3] = 1
     return [
-        {"api": api,
-         **dict(zip(_USAGE_COUNTS, counts[:4])),
-         **dict(zip((f"{name}_v1" for name in _USAGE_COUNTS), counts[4:]))}
+        {
+            "api": api,
+            **dict(zip(_USAGE_COUNTS, counts[:4])),
+            **dict(zip((f"{name}_v1" for name in _USAGE_COUNTS), counts[4:])),
+        }
         for api, counts in folded.items()
     ]
 
@@ -53,8 +55,7 @@ def usage_profile(usage: list[dict[str, Any]]) -> dict[str, Any]:
     """A run's usage profile from its RunUsage rows: the MiningRun columns of that name."""
     profile: dict[str, Any] = {}
     for suffix in ("", "_v1"):
-        profile[f"apis_used{suffix}"] = ",".join(
-            sorted(row["api"] for row in usage if row[f"used{suffix}"]))
+        profile[f"apis_used{suffix}"] = ",".join(sorted(row["api"] for row in usage if row[f"used{suffix}"]))
         profile[f"client_calls{suffix}"] = sum(row[f"client_calls{suffix}"] for row in usage)
         profile[f"other_calls{suffix}"] = sum(row[f"other_calls{suffix}"] for row in usage)
     return profile
@@ -74,7 +75,9 @@ def rebuild_summaries(*, session: Session) -> None:
         return func.sum(case((condition, 1), else_=0))
 
     folded = select(
-        Finding.mining_run_id, Finding.api, func.count(),
+        Finding.mining_run_id,
+        Finding.api,
+        func.count(),
         counted(Finding.via_client.is_(True)),
         counted(Finding.category == domain.Category.other),
         func.max(case((Finding.disabling.is_(True), 0), else_=1)),
@@ -96,22 +99,29 @@ def rebuild_summaries(*, session: Session) -> None:
     if profiles:
         table = MiningRun.__table__
         connection.execute(
-            update(table).where(table.c.id == bindparam("run_id"))
+            update(table)
+            .where(table.c.id == bindparam("run_id"))
             .values(**{name: bindparam(f"new_{name}") for name in empty}),
-            [{"run_id": run_id, **{f"new_{name}": value for name, value in usage_profile(rows).items()}}
-             for run_id, rows in profiles.items()],
+            [
+                {"run_id": run_id, **{f"new_{name}": value for name, value in usage_profile(rows).items()}}
+                for run_id, rows in profiles.items()
+            ],
         )
 
     newer = aliased(MiningRun, name="newer_run")
     newer_ok = select(newer.id).where(
         newer.repository_id == MiningRun.repository_id,
         newer.status == domain.RunStatus.ok,
-        or_(newer.finished_at > MiningRun.finished_at,
-            and_(newer.finished_at == MiningRun.finished_at, newer.id > MiningRun.id)),
+        or_(
+            newer.finished_at > MiningRun.finished_at,
+            and_(newer.finished_at == MiningRun.finished_at, newer.id > MiningRun.id),
+        ),
     )
     is_latest = and_(MiningRun.status == domain.RunStatus.ok, ~newer_ok.exists())
     connection.execute(update(MiningRun).values(latest=case((is_latest, True), else_=False)))
-    connection.execute(update(RunUsage).values(
-        latest=select(MiningRun.latest).where(MiningRun.id == RunUsage.mining_run_id)
-        .scalar_subquery()))
+    connection.execute(
+        update(RunUsage).values(
+            latest=select(MiningRun.latest).where(MiningRun.id == RunUsage.mining_run_id).scalar_subquery()
+        )
+    )
     session.commit()

@@ -12,6 +12,10 @@ fi
 # Which interpreter the venv was made from: in CI, the system's python3 where there is one.
 home=$(sed -n 's/^home *= *//p' "$venv/pyvenv.cfg" 2>/dev/null)
 echo "test: $("$python" -c 'import platform; print("Python", platform.python_version())') in $venv, made from ${home:-?}"
+# Lint, format and types first: a maintainer's habits, checked where the tests are.
+"$venv/bin/ruff" check . || { echo "test: ruff check found problems (fix: $venv/bin/ruff check --fix .)" >&2; exit 1; }
+"$venv/bin/ruff" format --check --quiet . || { echo "test: files need formatting (fix: $venv/bin/ruff format .)" >&2; exit 1; }
+"$venv/bin/mypy" || { echo "test: mypy (strict on the detection core) found problems" >&2; exit 1; }
 bash scripts/services.sh || exit 1
 "$python" -m pytest "$@"
 status=$?

@@ -18,9 +18,16 @@ from pathlib import Path
 from typing import Any
 
 FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-dev-shm-usage", "--hide-scrollbars",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--hide-scrollbars",
 )
 COMMAND_TIMEOUT_S = 60
 
@@ -41,10 +48,20 @@ class Browser:
         command_read, self._command_write = os.pipe()
         self._answer_read, answer_write = os.pipe()
         self.process = subprocess.Popen(
-            ["/bin/sh", "-c", 'exec "$0" "$@" 3<&0 4>&1 0</dev/null 1>&2', chromium, *FLAGS,
-             "--remote-debugging-pipe", f"--user-data-dir={profile}",
-             f"--window-size={window[0]},{window[1]}", "about:blank"],
-            stdin=command_read, stdout=answer_write, stderr=self.log,
+            [
+                "/bin/sh",
+                "-c",
+                'exec "$0" "$@" 3<&0 4>&1 0</dev/null 1>&2',
+                chromium,
+                *FLAGS,
+                "--remote-debugging-pipe",
+                f"--user-data-dir={profile}",
+                f"--window-size={window[0]},{window[1]}",
+                "about:blank",
+            ],
+            stdin=command_read,
+            stdout=answer_write,
+            stderr=self.log,
             env={**os.environ, "HOME": str(profile)},
         )
         os.close(command_read)
@@ -54,13 +71,11 @@ class Browser:
         self.events: list[dict[str, Any]] = []
         self.session: str | None = None
         try:
-            page = next(target for target in self.call("Target.getTargets")["targetInfos"]
-                        if target["type"] == "page")
-            self.session = self.call("Target.attachToTarget", targetId=page["targetId"],
-                                     flatten=True)["sessionId"]
+            page = next(target for target in self.call("Target.getTargets")["targetInfos"] if target["type"] == "page")
+            self.session = self.call("Target.attachToTarget", targetId=page["targetId"], flatten=True)["sessionId"]
             self.call("Page.enable")
         except BaseException:
-            self.close()                            # no browser left behind by a failed start
+            self.close()  # no browser left behind by a failed start
             raise
 
     # ------------------------------------------------------------------------ the protocol
@@ -106,15 +121,13 @@ class Browser:
     # --------------------------------------------------------------------------- the page
 
     def evaluate(self, expression: str) -> Any:
-        result = self.call("Runtime.evaluate", expression=expression, returnByValue=True,
-                           awaitPromise=True)
+        result = self.call("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
         if "exceptionDetails" in result:
             raise BrowserError(f"{expression}: {result['exceptionDetails']}")
         return result["result"].get("value")
 
     def _forget_loads(self) -> None:
-        self.events = [event for event in self.events
-                       if event.get("method") != "Page.loadEventFired"]
+        self.events = [event for event in self.events if event.get("method") != "Page.loadEventFired"]
 
     def goto(self, url: str) -> None:
         """Open `url` and wait until its load event."""
@@ -141,14 +154,21 @@ class Browser:
             raise BrowserError(f"nothing matches {selector!r} on {self.url}")
         self._forget_loads()
         for kind in ("mouseMoved", "mousePressed", "mouseReleased"):
-            self.call("Input.dispatchMouseEvent", type=kind, x=box[0], y=box[1],
-                      button="left" if kind != "mouseMoved" else "none", clickCount=1)
+            self.call(
+                "Input.dispatchMouseEvent",
+                type=kind,
+                x=box[0],
+                y=box[1],
+                button="left" if kind != "mouseMoved" else "none",
+                clickCount=1,
+            )
         self.wait_for_event("Page.loadEventFired")
 
     def screenshot(self, path: Path, *, full_page: bool = True) -> bytes:
         """A PNG of the page (its whole height with `full_page`), written to `path`."""
-        data = base64.b64decode(self.call("Page.captureScreenshot", format="png",
-                                          captureBeyondViewport=full_page)["data"])
+        data = base64.b64decode(
+            self.call("Page.captureScreenshot", format="png", captureBeyondViewport=full_page)["data"]
+        )
         path.write_bytes(data)
         return data
 
@@ -156,7 +176,7 @@ class Browser:
         try:
             self.call("Browser.close")
         except BrowserError:
-            pass                                    # already gone: the wait below reaps it
+            pass  # already gone: the wait below reaps it
         try:
             self.process.wait(timeout=15)
         except subprocess.TimeoutExpired:

@@ -31,19 +31,20 @@ MAINTENANCE_URLS = (
 
 
 def _maintenance_connection() -> psycopg.Connection:
-    candidates = [os.environ["MINER_TEST_POSTGRES_URL"]] if os.environ.get(
-        "MINER_TEST_POSTGRES_URL"
-    ) else list(MAINTENANCE_URLS)
+    candidates = (
+        [os.environ["MINER_TEST_POSTGRES_URL"]] if os.environ.get("MINER_TEST_POSTGRES_URL") else list(MAINTENANCE_URLS)
+    )
     errors = []
     for url in candidates:
         try:
             return psycopg.connect(url, autocommit=True, connect_timeout=5)
         except psycopg.OperationalError as exc:
-            errors.append(f"{make_url(url).render_as_string(hide_password=True)}: "
-                          f"{str(exc).strip().splitlines()[0]}")
-    pytest.fail("PostgreSQL is not reachable, so the PostgreSQL half of the tests cannot run "
-                "(start it with `pg_ctlcluster --skip-systemctl-redirect <version> main start`): "
-                + "; ".join(errors), pytrace=False)
+            errors.append(f"{make_url(url).render_as_string(hide_password=True)}: {str(exc).strip().splitlines()[0]}")
+    pytest.fail(
+        "PostgreSQL is not reachable, so the PostgreSQL half of the tests cannot run "
+        "(start it with `pg_ctlcluster --skip-systemctl-redirect <version> main start`): " + "; ".join(errors),
+        pytrace=False,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -61,9 +62,7 @@ def postgres_url() -> Iterator[str]:
         yield url
     finally:
         make_engine(url).dispose()
-        maintenance.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
+        maintenance.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
         maintenance.close()
 
 

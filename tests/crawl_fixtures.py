@@ -89,7 +89,9 @@ class CloneCounter:
 KINDS = ("tracking", "notebook", "plain", "fluent_batch")
 
 TRACKING_PY = "import mlflow\n\nmlflow.log_param('alpha', 0.5)\nmlflow.log_metric('rmse', 0.1)\n"
-NOTEBOOK = notebook_v4([("markdown", "# train"), ("code", "import mlflow\n"), ("code", "%matplotlib inline\nmlflow.autolog()\n")])
+NOTEBOOK = notebook_v4(
+    [("markdown", "# train"), ("code", "import mlflow\n"), ("code", "%matplotlib inline\nmlflow.autolog()\n")]
+)
 PLAIN_PY = "def main():\n    print('no tracking here')\n"
 VENDORED_PY = "import mlflow\nmlflow.log_param('vendored', 1)\n"
 BATCH_PY = "from mlflow import log_metrics, log_params\n\nlog_params({'a': 1})\nlog_metrics({'b': 2.0})\n"
@@ -164,7 +166,7 @@ def expected_stats(kinds: Mapping[str, int]) -> dict[str, Any]:
         "repositories": total,
         "headline_repositories": tracking + notebook + batch,
         "apis": {
-            "log_param": (tracking, tracking),    # (repositories, calls)
+            "log_param": (tracking, tracking),  # (repositories, calls)
             "log_metric": (tracking, tracking),
             "autolog": (notebook, notebook),
             "log_params": (batch, batch),
@@ -236,7 +238,8 @@ def run_rows(database_url: str) -> list[RunRow]:
 
     with open_session(database_url) as session:
         rows = session.exec(
-            select(MiningRun, Repository.full_name).join(Repository, Repository.id == MiningRun.repository_id)
+            select(MiningRun, Repository.full_name)
+            .join(Repository, Repository.id == MiningRun.repository_id)
             .order_by(MiningRun.id)
         ).all()
         return [
@@ -290,7 +293,7 @@ class GitHttpServer:
         self.root = root
         self.fetches: Counter[str] = Counter()
         self.held: set[str] = set()
-        self.arrived = threading.Event()     # a held request is waiting
+        self.arrived = threading.Event()  # a held request is waiting
         self._release = threading.Event()
         self._lock = threading.Lock()
         handler = type("GitHttpHandler", (_GitHttpHandler,), {"git_server": self})
@@ -403,7 +406,7 @@ class _GitHttpHandler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
             self.wfile.write(payload)
-        except (BrokenPipeError, ConnectionResetError):   # the client was killed mid-request
+        except (BrokenPipeError, ConnectionResetError):  # the client was killed mid-request
             pass
 
 
@@ -422,7 +425,19 @@ def wait_for(predicate, timeout_s: float, what: str, interval_s: float = 0.2):  
 
 
 __all__ = [
-    "BuiltRepo", "CloneCounter", "CorpusRepo", "GitHttpServer", "allow_partial_clone", "build_corpus",
-    "crawl_env", "crawl_row", "expected_stats", "kinds_of", "register", "run_rows", "stats_document",
-    "stats_digest", "wait_for",
+    "BuiltRepo",
+    "CloneCounter",
+    "CorpusRepo",
+    "GitHttpServer",
+    "allow_partial_clone",
+    "build_corpus",
+    "crawl_env",
+    "crawl_row",
+    "expected_stats",
+    "kinds_of",
+    "register",
+    "run_rows",
+    "stats_document",
+    "stats_digest",
+    "wait_for",
 ]

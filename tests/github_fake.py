@@ -889,7 +889,7 @@ def _range(
             )
         for operator in (">=", "<=", ">", "<"):
             if value.startswith(operator):
-                parsed = parse(value[len(operator):])
+                parsed = parse(value[len(operator) :])
                 if operator == ">=":
                     return bound(parsed, "start"), math.inf
                 if operator == "<=":

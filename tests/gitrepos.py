@@ -17,9 +17,9 @@ from pathlib import Path
 
 import git
 
-from miner.core.rules import load_rules
-from miner.core.domain import Category, FileResult, Finding, MiningResult
 from miner.analyse.pipeline import mine_commit
+from miner.core.domain import Category, FileResult, Finding, MiningResult
+from miner.core.rules import load_rules
 from miner.core.settings import LimitSettings
 
 FULL_NAME = "tests/example"
@@ -107,14 +107,10 @@ def remove_blob(repo_path: Path, relative: str) -> str:
 
 def mine(built: BuiltRepo, rev: str | None = None) -> MiningResult:
     """Mine a built repository with the shipped rules and default limits."""
-    return mine_commit(
-        built.path, full_name=FULL_NAME, rules=load_rules(), limits=LimitSettings(), rev=rev
-    )
+    return mine_commit(built.path, full_name=FULL_NAME, rules=load_rules(), limits=LimitSettings(), rev=rev)
 
 
-def mine_tree(
-    root: Path, files: Mapping[str, str | bytes], symlinks: Mapping[str, str] | None = None
-) -> MiningResult:
+def mine_tree(root: Path, files: Mapping[str, str | bytes], symlinks: Mapping[str, str] | None = None) -> MiningResult:
     return mine(make_repo(root, files, symlinks))
 
 
@@ -203,8 +199,14 @@ def _cell_dict_v3(cell: Cell) -> dict:
         return dict(cell)
     cell_type, source = cell
     if cell_type == "code":
-        return {"cell_type": "code", "collapsed": False, "input": source, "language": "python",
-                "metadata": {}, "outputs": []}
+        return {
+            "cell_type": "code",
+            "collapsed": False,
+            "input": source,
+            "language": "python",
+            "metadata": {},
+            "outputs": [],
+        }
     if cell_type == "heading":
         return {"cell_type": "heading", "level": 1, "metadata": {}, "source": source}
     return {"cell_type": cell_type, "metadata": {}, "source": source}
@@ -235,9 +237,7 @@ def result_as_json(result: MiningResult) -> dict:
         "status": result.status.value,
         "error": result.error,
         "files": sorted([f.path, f.status.value, f.error, list(f.unparsable_cells)] for f in result.files),
-        "findings": [
-            {**asdict(f), "category": f.category.value} for f in sorted_findings(result.findings)
-        ],
+        "findings": [{**asdict(f), "category": f.category.value} for f in sorted_findings(result.findings)],
     }
 
 

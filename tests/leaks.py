@@ -14,8 +14,13 @@ from sqlalchemy.engine import make_url
 def secret_forms(secret: str) -> list[bytes]:
     """The secret as it could be written: raw, URL-quoted, base64 (alone and as basic auth)."""
     raw = secret.encode()
-    return [raw, quote(secret, safe="").encode(), base64.b64encode(raw),
-            base64.b64encode(b"x-access-token:" + raw), base64.b64encode(raw + b":x-oauth-basic")]
+    return [
+        raw,
+        quote(secret, safe="").encode(),
+        base64.b64encode(raw),
+        base64.b64encode(b"x-access-token:" + raw),
+        base64.b64encode(raw + b":x-oauth-basic"),
+    ]
 
 
 def blobs_containing(secret: str, blobs: Iterable[tuple[str, bytes]]) -> list[str]:
@@ -33,6 +38,7 @@ def files_under(root: Path) -> Iterable[tuple[str, bytes]]:
 def postgres_dump(database_url: str) -> tuple[str, bytes]:
     """`pg_dump --data-only` of the database the URL names (any SQLAlchemy driver suffix dropped)."""
     url = make_url(database_url).set(drivername="postgresql")
-    dump = subprocess.run(["pg_dump", "--data-only", url.render_as_string(hide_password=False)],
-                          capture_output=True, check=True)
+    dump = subprocess.run(
+        ["pg_dump", "--data-only", url.render_as_string(hide_password=False)], capture_output=True, check=True
+    )
     return f"pg_dump of {url.database}", dump.stdout

@@ -21,8 +21,14 @@ class Process:
         self.log, self.errors = log, log.with_suffix(".err")
         self._handle = log.open("w")
         self._errors = self.errors.open("w") if split else None
-        self.popen = subprocess.Popen(args, env=env, cwd=cwd, stdout=self._handle,
-                                      stderr=self._errors or subprocess.STDOUT, start_new_session=True)
+        self.popen = subprocess.Popen(
+            args,
+            env=env,
+            cwd=cwd,
+            stdout=self._handle,
+            stderr=self._errors or subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def output(self) -> str:
         """Everything it printed (stdout only when split from stderr)."""
@@ -57,9 +63,27 @@ class Process:
 
 def start_worker(name: str, env: dict[str, str], tmp: Path) -> Process:
     worker = Process(
-        [sys.executable, "-m", "celery", "-A", "workers", "worker", "--concurrency", "1", "--pool", "prefork",
-         "--loglevel", "INFO", "-n", f"{name}@%h", "--without-mingle", "--without-gossip"],
-        env, tmp / f"{name}.log", tmp,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "workers",
+            "worker",
+            "--concurrency",
+            "1",
+            "--pool",
+            "prefork",
+            "--loglevel",
+            "INFO",
+            "-n",
+            f"{name}@%h",
+            "--without-mingle",
+            "--without-gossip",
+        ],
+        env,
+        tmp / f"{name}.log",
+        tmp,
     )
     wait_for(lambda: "ready." in worker.output() or not worker.alive(), 60, f"worker {name} to start")
     assert worker.alive(), worker.output()

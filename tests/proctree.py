@@ -22,7 +22,7 @@ class ProcessInfo:
 
     @property
     def alive(self) -> bool:
-        return self.state not in ("Z", "X")   # a zombie has died; only its parent's wait is missing
+        return self.state not in ("Z", "X")  # a zombie has died; only its parent's wait is missing
 
 
 def info(pid: int) -> ProcessInfo | None:
@@ -30,8 +30,8 @@ def info(pid: int) -> ProcessInfo | None:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except (FileNotFoundError, ProcessLookupError):
         return None
-    name = stat[stat.index("(") + 1:stat.rindex(")")]
-    fields = stat[stat.rindex(")") + 2:].split()
+    name = stat[stat.index("(") + 1 : stat.rindex(")")]
+    fields = stat[stat.rindex(")") + 2 :].split()
     return ProcessInfo(pid, int(fields[1]), int(fields[2]), fields[0], name)
 
 

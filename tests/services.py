@@ -33,7 +33,7 @@ class PrivateRedis:
 
     def __init__(self, data_dir: Path, *, persistent: bool = True) -> None:
         self.data_dir = data_dir
-        self.persistent = persistent      # False: keeps nothing on disk, as this machine's Redis
+        self.persistent = persistent  # False: keeps nothing on disk, as this machine's Redis
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -46,9 +46,24 @@ class PrivateRedis:
         binary = shutil.which("redis-server") or "/usr/bin/redis-server"
         log = (self.data_dir / "redis.log").open("ab")
         self.process = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.data_dir),
-             "--appendonly", "yes" if self.persistent else "no", "--appendfsync", "always", "--save", ""],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.data_dir),
+                "--appendonly",
+                "yes" if self.persistent else "no",
+                "--appendfsync",
+                "always",
+                "--save",
+                "",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         wait_for(self.answers, 20, f"redis-server on port {self.port}")
 
@@ -88,16 +103,28 @@ class PrivatePostgres:
     server refuses to run as root; trust authentication on 127.0.0.1 and a free port."""
 
     def __init__(self) -> None:
-        self.root = Path(tempfile.mkdtemp(prefix="miner-pg-"))   # not under pytest's root-only tmp
+        self.root = Path(tempfile.mkdtemp(prefix="miner-pg-"))  # not under pytest's root-only tmp
         self.data = self.root / "data"
         self.port = free_port()
         self._as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
         if self._as_postgres:
             shutil.chown(self.root, "postgres", "postgres")
         subprocess.run(
-            [*self._as_postgres, _postgres_bin("initdb"), "-D", str(self.data), "-A", "trust",
-             "-U", "postgres", "-E", "UTF8", "--no-sync"],
-            check=True, capture_output=True,
+            [
+                *self._as_postgres,
+                _postgres_bin("initdb"),
+                "-D",
+                str(self.data),
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ],
+            check=True,
+            capture_output=True,
         )
 
     @property
@@ -106,22 +133,38 @@ class PrivatePostgres:
 
     def start(self) -> None:
         subprocess.run(
-            [*self._as_postgres, _postgres_bin("pg_ctl"), "-D", str(self.data), "-l", str(self.root / "server.log"),
-             "-o", f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off", "-w", "start"],
-            check=True, capture_output=True,
+            [
+                *self._as_postgres,
+                _postgres_bin("pg_ctl"),
+                "-D",
+                str(self.data),
+                "-l",
+                str(self.root / "server.log"),
+                "-o",
+                f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off",
+                "-w",
+                "start",
+            ],
+            check=True,
+            capture_output=True,
         )
 
     def stop(self, mode: str = "immediate") -> None:
         """`immediate` is a crash from the clients' side: connections cut, recovery on restart."""
         subprocess.run(
             [*self._as_postgres, _postgres_bin("pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop"],
-            check=False, capture_output=True,
+            check=False,
+            capture_output=True,
         )
 
     def answers(self) -> bool:
-        return subprocess.run(
-            [_postgres_bin("pg_isready"), "-h", "127.0.0.1", "-p", str(self.port)], capture_output=True,
-        ).returncode == 0
+        return (
+            subprocess.run(
+                [_postgres_bin("pg_isready"), "-h", "127.0.0.1", "-p", str(self.port)],
+                capture_output=True,
+            ).returncode
+            == 0
+        )
 
     def __enter__(self) -> PrivatePostgres:
         self.start()

@@ -23,9 +23,9 @@ from usage_corpus import (
     seed,
 )
 
-from miner.present.api import MAX_PER_PAGE, create_app, read_only_session, usage_profile
 from miner.core.domain import Category
 from miner.core.settings import load_settings
+from miner.present.api import MAX_PER_PAGE, create_app, read_only_session, usage_profile
 from miner.present.figures import wilson_interval
 from miner.present.findings import finding_rows
 from miner.present.repositories import repository_rows
@@ -35,8 +35,15 @@ from schema.models import FileResult, Finding, MiningRun, Repository
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 LIST_ROUTES = ("/api/repositories", "/api/findings", "/api/crawls", "/api/trend")
-ROUTES = ("/", "/api/stats", *LIST_ROUTES, "/api/repositories/acme/params", "/charts/headline.png",
-          "/repositories", "/repositories/acme/params")
+ROUTES = (
+    "/",
+    "/api/stats",
+    *LIST_ROUTES,
+    "/api/repositories/acme/params",
+    "/charts/headline.png",
+    "/repositories",
+    "/repositories/acme/params",
+)
 
 
 class Seeded:
@@ -53,8 +60,7 @@ class Seeded:
 
 
 @pytest.fixture
-def api(session: Session, database_url: str, tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> Iterator[Seeded]:
+def api(session: Session, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Seeded]:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MINER_CONFIG", str(tmp_path / "absent.yaml"))
     crawls = seed(session)
@@ -65,11 +71,14 @@ def api(session: Session, database_url: str, tmp_path: Path,
 
 def table_counts(url: str) -> tuple[int, ...]:
     with open_session(url) as session:
-        return tuple(session.exec(select(func.count()).select_from(table)).one()
-                     for table in (Repository, MiningRun, FileResult, Finding))
+        return tuple(
+            session.exec(select(func.count()).select_from(table)).one()
+            for table in (Repository, MiningRun, FileResult, Finding)
+        )
 
 
 # ------------------------------------------------------------------------------------ stats
+
 
 def test_stats_is_the_stats_document(api: Seeded) -> None:
     stats = api.get("/api/stats")
@@ -79,24 +88,27 @@ def test_stats_is_the_stats_document(api: Seeded) -> None:
     assert stats["headline"]["share"] == pytest.approx(HEADLINE / N)
     assert stats["headline"]["ci95"] == pytest.approx(list(wilson_interval(HEADLINE, N)))
     assert list(stats["apis"]) == list(RULES.apis)
-    assert stats["apis"]["log_metric"]["repositories"] == 2            # client, busy
-    assert stats["categories"]["autolog"]["repositories"] == 1         # the disabling one is not use
+    assert stats["apis"]["log_metric"]["repositories"] == 2  # client, busy
+    assert stats["categories"]["autolog"]["repositories"] == 1  # the disabling one is not use
     assert stats["failures"]["runs"]["clone_failed"] == 1
     direct = compute_stats(session=api.session, rules=RULES)
     assert stats["headline"] == {**direct["headline"], "ci95": list(direct["headline"]["ci95"])}
     assert stats["apis"] == direct["apis"]
 
 
-@pytest.mark.parametrize(("params", "n", "headline"), [
-    ({"exclude_forks": "true"}, N - 1, HEADLINE - 1),          # acme/client
-    ({"exclude_archived": "true"}, N - 1, HEADLINE),            # acme/autolog-off
-    ({"exclude_forks": "true", "exclude_archived": "true"}, N - 2, HEADLINE - 1),
-    ({"min_stars": 50}, 2, 2),                                  # params, sklearn
-    ({"topic": "vision"}, 1, 1),                                # sklearn
-    ({"since": "2026-03-03"}, 1, 1),                            # busy, mined on 2026-03-04
-    ({"since": "2026-03-03T00:00:00+00:00"}, 1, 1),
-    ({"topic": SQL_ISH}, 0, 0),
-])
+@pytest.mark.parametrize(
+    ("params", "n", "headline"),
+    [
+        ({"exclude_forks": "true"}, N - 1, HEADLINE - 1),  # acme/client
+        ({"exclude_archived": "true"}, N - 1, HEADLINE),  # acme/autolog-off
+        ({"exclude_forks": "true", "exclude_archived": "true"}, N - 2, HEADLINE - 1),
+        ({"min_stars": 50}, 2, 2),  # params, sklearn
+        ({"topic": "vision"}, 1, 1),  # sklearn
+        ({"since": "2026-03-03"}, 1, 1),  # busy, mined on 2026-03-04
+        ({"since": "2026-03-03T00:00:00+00:00"}, 1, 1),
+        ({"topic": SQL_ISH}, 0, 0),
+    ],
+)
 def test_stats_filters(api: Seeded, params: dict, n: int, headline: int) -> None:
     stats = api.get("/api/stats", **params)
 
@@ -113,18 +125,18 @@ def test_trend_has_one_point_per_crawl(api: Seeded) -> None:
     trend = api.get("/api/trend")
 
     assert trend["count"] == 2
-    assert [(point["k"], point["n"]) for point in trend["data"]] == [
-        (CRAWL1_HEADLINE, CRAWL1_N), (HEADLINE, N)]
+    assert [(point["k"], point["n"]) for point in trend["data"]] == [(CRAWL1_HEADLINE, CRAWL1_N), (HEADLINE, N)]
 
 
 # ----------------------------------------------------------------------------- repositories
+
 
 def test_repositories_with_their_usage_profile(api: Seeded) -> None:
     body = api.get("/api/repositories")
 
     assert body["count"] == N == len(body["data"])
     rows = {row["full_name"]: row for row in body["data"]}
-    assert "acme/broken" not in rows                            # no successful run
+    assert "acme/broken" not in rows  # no successful run
     busy = rows["acme/busy"]
     assert (busy["findings"], busy["metrics"], busy["params"], busy["headline"]) == (33, 30, 3, True)
     assert (busy["stars"], busy["fork"], busy["archived"]) == (10, False, False)
@@ -132,21 +144,33 @@ def test_repositories_with_their_usage_profile(api: Seeded) -> None:
     assert busy["commit"] == "b1"
     assert rows["acme/client"]["fork"] is True and rows["acme/client"]["client"] == 1
     assert rows["acme/autolog-off"]["headline"] is False
-    assert set(rows[EVIL]) >= {"full_name", "stars", "fork", "archived", "topics", "commit",
-                               "mined_at", "findings", "headline",
-                               *(category.value for category in RULES.categories)}
+    assert set(rows[EVIL]) >= {
+        "full_name",
+        "stars",
+        "fork",
+        "archived",
+        "topics",
+        "commit",
+        "mined_at",
+        "findings",
+        "headline",
+        *(category.value for category in RULES.categories),
+    }
 
 
-@pytest.mark.parametrize(("params", "expected"), [
-    ({"uses": "log_metric"}, {"acme/client", "acme/busy"}),
-    ({"uses": ["log_metric", "params"]}, {"acme/busy"}),
-    ({"uses": "log_metric", "not_uses": "client"}, {"acme/busy"}),
-    ({"uses": "params"}, {"acme/params", "acme/busy", EVIL}),
-    ({"uses": "params", "min_stars": 10}, {"acme/params", "acme/busy"}),
-    ({"not_uses": "headline"}, {"acme/autolog-off", "acme/config"}),
-    ({"uses": "config", "crawl": "crawl1"}, {"acme/config"}),
-    ({"topic": "nlp"}, {"acme/params"}),
-])
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({"uses": "log_metric"}, {"acme/client", "acme/busy"}),
+        ({"uses": ["log_metric", "params"]}, {"acme/busy"}),
+        ({"uses": "log_metric", "not_uses": "client"}, {"acme/busy"}),
+        ({"uses": "params"}, {"acme/params", "acme/busy", EVIL}),
+        ({"uses": "params", "min_stars": 10}, {"acme/params", "acme/busy"}),
+        ({"not_uses": "headline"}, {"acme/autolog-off", "acme/config"}),
+        ({"uses": "config", "crawl": "crawl1"}, {"acme/config"}),
+        ({"topic": "nlp"}, {"acme/params"}),
+    ],
+)
 def test_repositories_filters(api: Seeded, params: dict, expected: set[str]) -> None:
     if params.get("crawl") == "crawl1":
         params = {**params, "crawl": api.crawls["crawl1"]}
@@ -167,10 +191,18 @@ def test_pagination_walks_every_repository_once(api: Seeded) -> None:
 
 
 @pytest.mark.parametrize("route", ["/api/repositories", "/api/findings"])
-@pytest.mark.parametrize("params", [
-    {"per_page": 1_000_000}, {"per_page": MAX_PER_PAGE + 1}, {"per_page": 0}, {"page": 0},
-    {"page": -3}, {"page": 10**30}, {"per_page": "ten"},
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"per_page": 1_000_000},
+        {"per_page": MAX_PER_PAGE + 1},
+        {"per_page": 0},
+        {"page": 0},
+        {"page": -3},
+        {"page": 10**30},
+        {"per_page": "ten"},
+    ],
+)
 def test_page_size_is_capped(api: Seeded, route: str, params: dict) -> None:
     response = api.client.get(route, params=params)
 
@@ -183,7 +215,10 @@ def test_repository_detail(api: Seeded) -> None:
 
     profile = detail["profile"]
     assert (profile["full_name"], profile["stars"], profile["topics"]) == (
-        "acme/params", 50, ["mlflow-projects", "nlp"])
+        "acme/params",
+        50,
+        ["mlflow-projects", "nlp"],
+    )
     assert (profile["params"], profile["metrics"], profile["findings"], profile["headline"]) == (2, 0, 2, True)
     assert profile["commit"] == profile["last_mined_sha"] == "p1"
     assert [(run["commit_sha"], run["status"]) for run in detail["runs"]] == [("p1", "ok"), ("p0", "ok")]
@@ -199,8 +234,11 @@ def test_repository_detail_of_a_failed_and_an_unknown_repository(api: Seeded) ->
     assert broken["findings"] == {"data": [], "count": 0}
     assert (broken["profile"]["commit"], broken["profile"]["headline"]) == (None, False)
 
-    for path in ("/api/repositories/acme/nope", "/api/repositories/nobody/params",
-                 "/api/repositories/" + quote(SQL_ISH, safe="") + "/x"):
+    for path in (
+        "/api/repositories/acme/nope",
+        "/api/repositories/nobody/params",
+        "/api/repositories/" + quote(SQL_ISH, safe="") + "/x",
+    ):
         response = api.client.get(path)
         assert response.status_code == 404, path
         assert "no repository" in response.json()["detail"]
@@ -218,11 +256,15 @@ def test_profile_counts_like_the_repository_rows(api: Seeded) -> None:
 
 # --------------------------------------------------------------------------------- findings
 
+
 def test_findings_filtered_and_paged(api: Seeded) -> None:
     log_param = api.get("/api/findings", api="log_param")
     assert log_param["count"] == 3
     assert [(f["repository"], f["line"]) for f in log_param["data"]] == [
-        ("acme/params", 3), ("acme/params", 9), (EVIL, 1)]
+        ("acme/params", 3),
+        ("acme/params", 9),
+        (EVIL, 1),
+    ]
     assert log_param["data"][2]["path"] == EVIL_PATH
 
     busy = api.get("/api/findings", repo="acme/busy", per_page=10, page=2)
@@ -231,49 +273,55 @@ def test_findings_filtered_and_paged(api: Seeded) -> None:
 
     crawl1 = api.get("/api/findings", crawl=api.crawls["crawl1"])
     assert {(f["repository"], f["commit"]) for f in crawl1["data"]} == {
-        ("acme/params", "p0"), ("acme/sklearn", "s0"), ("acme/config", "g0")}
+        ("acme/params", "p0"),
+        ("acme/sklearn", "s0"),
+        ("acme/config", "g0"),
+    }
 
     # an api outside the rules table is known once the database holds it (category other)
     other = api.get("/api/findings", api="search_runs")
     assert [(f["repository"], f["category"]) for f in other["data"]] == [("acme/config", "other")]
 
 
-@pytest.mark.parametrize(("route", "params", "field"), [
-    ("/api/findings", {"api": "log_everything"}, "api"),
-    ("/api/findings", {"api": SQL_ISH}, "api"),
-    ("/api/repositories", {"uses": "log_everything"}, "uses"),
-    ("/api/repositories", {"uses": ["params", SQL_ISH]}, "uses"),
-    ("/api/repositories", {"not_uses": "nope"}, "not_uses"),
-    ("/api/stats", {"since": "yesterday"}, "since"),
-    ("/api/stats", {"since": "2026-13-01"}, "since"),
-    ("/api/repositories", {"since": "2026-02-30"}, "since"),
-    ("/api/findings", {"since": SQL_ISH}, "since"),
-    ("/api/stats", {"since": "1"}, "since"),                        # not an epoch timestamp
-    ("/api/stats", {"since": "0001-01-01T00:00:00+01:00"}, "since"),  # before year 1 in UTC
-    ("/api/stats", {"since": "9999-12-31T23:59:59-10:00"}, "since"),
-    ("/api/stats", {"topic": "mlflow\x00projects"}, "topic"),      # PostgreSQL refuses NUL
-    ("/api/findings", {"repo": "acme/\x00"}, "repo"),
-    ("/api/findings", {"api": "log_param\x00"}, "api"),
-    ("/api/stats", {"crawl": "latest"}, "crawl"),
-    ("/api/stats", {"crawl": 999}, "crawl"),
-    ("/api/findings", {"crawl": 2**40}, "crawl"),
-    ("/api/stats", {"min_stars": -1}, "min_stars"),
-    ("/api/stats", {"exclude_forks": "maybe"}, "exclude_forks"),
-    ("/", {"since": "soon"}, "since"),
-    ("/charts/headline.png", {"since": "soon"}, "since"),
-    ("/api/repositories", {"sort": "popularity"}, "sort"),
-    ("/api/repositories", {"sort": SQL_ISH}, "sort"),
-    ("/api/repositories", {"order": "up"}, "order"),
-    ("/api/repositories/acme/busy", {"per_page": 0}, "per_page"),
-    ("/api/repositories/acme/busy", {"page": "two"}, "page"),
-    ("/repositories", {"sort": "popularity"}, "sort"),
-    ("/repositories", {"order": "sideways"}, "order"),
-    ("/repositories", {"page": 0}, "page"),
-    ("/repositories", {"per_page": MAX_PER_PAGE + 1}, "per_page"),
-    ("/repositories", {"uses": "log_everything"}, "uses"),
-    ("/repositories", {"min_stars": "many"}, "min_stars"),
-    ("/repositories/acme/busy", {"page": -1}, "page"),
-])
+@pytest.mark.parametrize(
+    ("route", "params", "field"),
+    [
+        ("/api/findings", {"api": "log_everything"}, "api"),
+        ("/api/findings", {"api": SQL_ISH}, "api"),
+        ("/api/repositories", {"uses": "log_everything"}, "uses"),
+        ("/api/repositories", {"uses": ["params", SQL_ISH]}, "uses"),
+        ("/api/repositories", {"not_uses": "nope"}, "not_uses"),
+        ("/api/stats", {"since": "yesterday"}, "since"),
+        ("/api/stats", {"since": "2026-13-01"}, "since"),
+        ("/api/repositories", {"since": "2026-02-30"}, "since"),
+        ("/api/findings", {"since": SQL_ISH}, "since"),
+        ("/api/stats", {"since": "1"}, "since"),  # not an epoch timestamp
+        ("/api/stats", {"since": "0001-01-01T00:00:00+01:00"}, "since"),  # before year 1 in UTC
+        ("/api/stats", {"since": "9999-12-31T23:59:59-10:00"}, "since"),
+        ("/api/stats", {"topic": "mlflow\x00projects"}, "topic"),  # PostgreSQL refuses NUL
+        ("/api/findings", {"repo": "acme/\x00"}, "repo"),
+        ("/api/findings", {"api": "log_param\x00"}, "api"),
+        ("/api/stats", {"crawl": "latest"}, "crawl"),
+        ("/api/stats", {"crawl": 999}, "crawl"),
+        ("/api/findings", {"crawl": 2**40}, "crawl"),
+        ("/api/stats", {"min_stars": -1}, "min_stars"),
+        ("/api/stats", {"exclude_forks": "maybe"}, "exclude_forks"),
+        ("/", {"since": "soon"}, "since"),
+        ("/charts/headline.png", {"since": "soon"}, "since"),
+        ("/api/repositories", {"sort": "popularity"}, "sort"),
+        ("/api/repositories", {"sort": SQL_ISH}, "sort"),
+        ("/api/repositories", {"order": "up"}, "order"),
+        ("/api/repositories/acme/busy", {"per_page": 0}, "per_page"),
+        ("/api/repositories/acme/busy", {"page": "two"}, "page"),
+        ("/repositories", {"sort": "popularity"}, "sort"),
+        ("/repositories", {"order": "sideways"}, "order"),
+        ("/repositories", {"page": 0}, "page"),
+        ("/repositories", {"per_page": MAX_PER_PAGE + 1}, "per_page"),
+        ("/repositories", {"uses": "log_everything"}, "uses"),
+        ("/repositories", {"min_stars": "many"}, "min_stars"),
+        ("/repositories/acme/busy", {"page": -1}, "page"),
+    ],
+)
 def test_bad_input_is_a_422(api: Seeded, route: str, params: dict, field: str) -> None:
     response = api.client.get(route, params=params)
 
@@ -294,10 +342,11 @@ def test_sql_ish_strings_are_just_data(api: Seeded) -> None:
     assert api.get("/api/findings", repo=EVIL)["count"] == 1
 
     assert table_counts(api.url) == before
-    assert before[3] > 0                                        # the finding table is still there
+    assert before[3] > 0  # the finding table is still there
 
 
 # ------------------------------------------------------------------------------ read-only
+
 
 @pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
 def test_nothing_but_get(api: Seeded, method: str) -> None:
@@ -314,16 +363,32 @@ def test_openapi_lists_only_get_operations(api: Seeded) -> None:
     assert api.client.get("/docs").status_code == 200
     schema = api.get("/openapi.json")
 
-    assert {"/api/stats", "/api/repositories", "/api/repositories/{owner}/{name}", "/api/findings",
-            "/api/crawls"} <= set(schema["paths"])
+    assert {
+        "/api/stats",
+        "/api/repositories",
+        "/api/repositories/{owner}/{name}",
+        "/api/findings",
+        "/api/crawls",
+    } <= set(schema["paths"])
     methods = {method for operations in schema["paths"].values() for method in operations}
     assert methods == {"get"}
     components = schema["components"]["schemas"]
-    assert {"RepositoryPublic", "FindingPublic", "RepositoriesPublic", "StatsPublic",
-            "FailurePublic", "FailuresPublic"} <= set(components)
+    assert {
+        "RepositoryPublic",
+        "FindingPublic",
+        "RepositoriesPublic",
+        "StatsPublic",
+        "FailurePublic",
+        "FailuresPublic",
+    } <= set(components)
     assert components["RepositorySort"]["enum"] == [
-        "full_name", "stars", "findings", "headline", "mined_at",
-        *(category.value for category in Category)]
+        "full_name",
+        "stars",
+        "findings",
+        "headline",
+        "mined_at",
+        *(category.value for category in Category),
+    ]
     assert components["SortOrder"]["enum"] == ["asc", "desc"]
 
 
@@ -342,6 +407,7 @@ def test_the_api_session_cannot_write(api: Seeded) -> None:
 
 
 # ------------------------------------------------------------------------- crawls, dashboard
+
 
 def test_crawls_newest_first(api: Seeded) -> None:
     crawls = api.get("/api/crawls")
@@ -374,5 +440,7 @@ def test_dashboard_page(api: Seeded) -> None:
 
     filtered = api.client.get("/", params={"exclude_forks": "true", "topic": "a&b"}).text
     assert 'id="headline-share">0.0 %<' in filtered
-    assert 'src="/charts/headline.png?topic=a%26b&amp;exclude_forks=true"' in filtered \
+    assert (
+        'src="/charts/headline.png?topic=a%26b&amp;exclude_forks=true"' in filtered
         or 'src="/charts/headline.png?exclude_forks=true&amp;topic=a%26b"' in filtered
+    )

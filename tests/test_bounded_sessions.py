@@ -9,9 +9,8 @@ stalled crawl's repositories in flight and sessions idle in a transaction.
 from __future__ import annotations
 
 import json
-import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
@@ -23,12 +22,11 @@ from typer.testing import CliRunner
 
 from miner.cli import app
 from miner.core.domain import MiningResult, RunStatus
-from miner.orchestrate.jobs import store_result
 from miner.core.settings import load_settings
-from schema.crawls import record_plan
+from miner.orchestrate.jobs import store_result
+from schema.crawls import create_crawl, record_plan
 from schema.db import SessionLimits, is_lock_timeout, make_engine, open_session
 from schema.models import Crawl
-from schema.crawls import create_crawl
 from schema.repositories import upsert_repository
 
 
@@ -37,7 +35,7 @@ def _psycopg_url(url: str) -> str:
 
 
 def _result(name: str, sha: str = "a" * 40) -> MiningResult:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return MiningResult(name, sha, RunStatus.ok, now, now)
 
 
@@ -74,7 +72,7 @@ def test_a_session_idle_in_a_transaction_is_ended_by_the_server(empty_postgres: 
     limits = SessionLimits(idle_in_transaction_timeout_s=1)
     connection = make_engine(empty_postgres, limits).connect()
     try:
-        connection.execute(text("SELECT 1"))       # a transaction begins, then nothing comes
+        connection.execute(text("SELECT 1"))  # a transaction begins, then nothing comes
         time.sleep(2.5)
         with pytest.raises(DBAPIError, match="idle-in-transaction timeout"):
             connection.execute(text("SELECT 1"))
@@ -89,7 +87,7 @@ def _stalled_crawl(settings) -> int:  # noqa: ANN001
         crawl = create_crawl(session=session, topics=["mlflow-projects"])
         record_plan(session=session, crawl_id=crawl.id, found=3, enqueued_ids=ids, skipped_unchanged=0, slices=[])
         store_result(session=session, result=_result("o/repo-1"), settings=settings, crawl_id=crawl.id)
-        long_ago = datetime.now(timezone.utc) - timedelta(hours=2)
+        long_ago = datetime.now(UTC) - timedelta(hours=2)
         session.exec(update(Crawl).where(Crawl.id == crawl.id).values(started_at=long_ago))
         session.exec(text("UPDATE miningrun SET finished_at = :at"), params={"at": long_ago})
         session.commit()
@@ -137,7 +135,7 @@ def test_doctor_names_a_postgresql_session_idle_in_a_transaction(
     monkeypatch.setenv("MINER_DATABASE_URL", empty_postgres)
     monkeypatch.setenv("MINER_DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_S", "1")
     stuck = psycopg.connect(_psycopg_url(empty_postgres), application_name="a hung client")
-    stuck.execute("SELECT count(*) FROM repository")     # BEGIN, then silence
+    stuck.execute("SELECT count(*) FROM repository")  # BEGIN, then silence
     try:
         time.sleep(1.5)
         outcome = CliRunner().invoke(app, ["doctor", "--format", "json"])

@@ -37,15 +37,15 @@ from crawl_fixtures import (
     wait_for,
 )
 from github_fake import FakeGithub
-from leaks import blobs_containing, files_under, postgres_dump
 from gitrepos import make_repo
+from leaks import blobs_containing, files_under, postgres_dump
 from processes import ROOT, Process, start_miner, start_worker
 
 REDIS_DB = 13
 BROKER_URL = f"redis://127.0.0.1:6379/{REDIS_DB}"
 VISIBILITY_TIMEOUT_S = 6
 CORPUS_SIZE = 20
-SLOW_POSITION = 10          # the held repository is the 11th task of the crawl
+SLOW_POSITION = 10  # the held repository is the 11th task of the crawl
 TOKEN = "ghp_" + "celeryW0rkerT0kenNeverL0gged000000000"[:36]
 
 
@@ -57,9 +57,7 @@ def broker() -> redis.Redis:
     client.flushdb()
 
 
-def test_killed_worker_loses_and_duplicates_nothing(
-    tmp_path: Path, broker: redis.Redis, empty_postgres: str
-) -> None:
+def test_killed_worker_loses_and_duplicates_nothing(tmp_path: Path, broker: redis.Redis, empty_postgres: str) -> None:
     database_url = empty_postgres
     corpus = build_corpus(tmp_path / "repos", CORPUS_SIZE)
     http_root = tmp_path / "http"
@@ -86,7 +84,9 @@ def test_killed_worker_loses_and_duplicates_nothing(
         try:
             first = start_worker("first", env, tmp_path)
             processes.append(first)
-            crawl = start_miner(["crawl", "--topic", TOPIC, "--wait", "--format", "json"], env, tmp_path / "crawl.log", tmp_path)
+            crawl = start_miner(
+                ["crawl", "--topic", TOPIC, "--wait", "--format", "json"], env, tmp_path / "crawl.log", tmp_path
+            )
             processes.append(crawl)
 
             # the worker is inside the slow repository's task: its clone is being served, held
@@ -119,7 +119,11 @@ def test_killed_worker_loses_and_duplicates_nothing(
             ), {run.error for run in runs}
             # two clones killed while held; after the second redelivery: the clone, then the blob batch
             assert git_http.fetches_of(slow.path) == 1 + 1 + 2, "killed mid-clone twice, then mined"
-            assert (printed["status"], printed["runs_done"], printed["runs_ok"]) == ("ok", CORPUS_SIZE + 1, CORPUS_SIZE + 1)
+            assert (printed["status"], printed["runs_done"], printed["runs_ok"]) == (
+                "ok",
+                CORPUS_SIZE + 1,
+                CORPUS_SIZE + 1,
+            )
             assert "workers.tasks.mine_repo" in third.output() and "succeeded" in third.output()
 
             # the nightly task, sent by name as beat sends it, meets GitHub failing (two 502s are
@@ -127,18 +131,22 @@ def test_killed_worker_loses_and_duplicates_nothing(
             # Then nothing changed, and nothing is cloned.
             clones_before = counter.counts()
             fake.fail_at(1, "server_error", times=2)
-            Celery(broker=BROKER_URL).send_task(
-                "workers.tasks.crawl_topics", kwargs={"topics": [TOPIC], "query": ""}
-            )
+            Celery(broker=BROKER_URL).send_task("workers.tasks.crawl_topics", kwargs={"topics": [TOPIC], "query": ""})
             nightly = wait_for(
-                lambda: (row := crawl_row(database_url))["id"] == printed["id"] + 2 and row["status"] != "running" and row,
-                60, "the nightly crawl to finish after its retry",
+                lambda: (
+                    (row := crawl_row(database_url))["id"] == printed["id"] + 2 and row["status"] != "running" and row
+                ),
+                60,
+                "the nightly crawl to finish after its retry",
             )
             failed_attempt = crawl_row(database_url, printed["id"] + 1)
             assert failed_attempt["status"] == "failed" and "502" in failed_attempt["error"]
             assert "Retry in" in third.output()
             assert (nightly["status"], nightly["found"], nightly["enqueued"], nightly["unchanged"]) == (
-                "ok", CORPUS_SIZE + 1, 0, CORPUS_SIZE + 1
+                "ok",
+                CORPUS_SIZE + 1,
+                0,
+                CORPUS_SIZE + 1,
             )
             assert run_rows(database_url) == runs
             assert counter.counts() == clones_before and git_http.fetches_of(slow.path) == 4
@@ -152,13 +160,20 @@ def test_killed_worker_loses_and_duplicates_nothing(
         sqlite_url = f"sqlite:///{tmp_path / 'embedded.db'}"
         embedded_env = {key: value for key, value in env.items() if key != "MINER_BROKER_URL"}
         embedded_env["MINER_DATABASE_URL"] = sqlite_url
-        local = start_miner(["crawl", "--topic", TOPIC, "--workers", "2", "--format", "json"], embedded_env,
-                            tmp_path / "embedded.log", tmp_path)
+        local = start_miner(
+            ["crawl", "--topic", TOPIC, "--workers", "2", "--format", "json"],
+            embedded_env,
+            tmp_path / "embedded.log",
+            tmp_path,
+        )
         local.popen.wait(timeout=180)
         assert local.popen.returncode == 0, local.diagnostics()
     embedded = crawl_row(sqlite_url)
     assert (embedded["status"], embedded["found"], embedded["enqueued"], embedded["runs_ok"]) == (
-        "ok", CORPUS_SIZE + 1, CORPUS_SIZE + 1, CORPUS_SIZE + 1
+        "ok",
+        CORPUS_SIZE + 1,
+        CORPUS_SIZE + 1,
+        CORPUS_SIZE + 1,
     )
     assert stats_document(sqlite_url) == stats_document(database_url)
     assert stats_document(sqlite_url)["repositories"] == CORPUS_SIZE + 1
@@ -178,8 +193,23 @@ def test_beat_starts_and_schedules_the_crawl_task_workers_run(tmp_path: Path, br
         "MINER_SCHEDULE__NIGHTLY_CRON": "30 3 * * 1-5",
         "MINER_SCHEDULE__TOPICS": '["mlflow-projects", "mlops"]',
     }
-    beat = Process([sys.executable, "-m", "celery", "-A", "workers", "beat", "--loglevel", "DEBUG",
-                    "-s", str(tmp_path / "beat-schedule")], env, tmp_path / "beat.log", tmp_path)
+    beat = Process(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "workers",
+            "beat",
+            "--loglevel",
+            "DEBUG",
+            "-s",
+            str(tmp_path / "beat-schedule"),
+        ],
+        env,
+        tmp_path / "beat.log",
+        tmp_path,
+    )
     try:
         wait_for(lambda: "beat: Starting..." in beat.output() or not beat.alive(), 60, "beat to start")
         time.sleep(1.0)
@@ -188,11 +218,18 @@ def test_beat_starts_and_schedules_the_crawl_task_workers_run(tmp_path: Path, br
         beat.stop()
     # the schedule beat loaded: the cron and topics from the settings, a task the workers register
     inspect = subprocess.run(
-        [sys.executable, "-c",
-         "import json; from workers import app; import workers.tasks; entry = app.conf.beat_schedule['nightly-crawl'];"
-         "print(json.dumps({'task': entry['task'], 'registered': entry['task'] in app.tasks,"
-         "'cron': str(entry['schedule']), 'kwargs': entry['kwargs'], 'broker': app.conf.broker_url}))"],
-        env=env, cwd=tmp_path, capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-c",
+            "import json; from workers import app; import workers.tasks; entry = app.conf.beat_schedule['nightly-crawl'];"
+            "print(json.dumps({'task': entry['task'], 'registered': entry['task'] in app.tasks,"
+            "'cron': str(entry['schedule']), 'kwargs': entry['kwargs'], 'broker': app.conf.broker_url}))",
+        ],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     schedule = json.loads(inspect.stdout)
     assert schedule == {

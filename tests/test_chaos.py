@@ -44,7 +44,7 @@ BROKER_URL = f"redis://127.0.0.1:6379/{REDIS_DB}"
 CORPUS_SIZE = 36
 KILL_INTERVAL_S = 2.0
 MIN_RANDOM_KILLS = 6
-CRAWL_BOUND_S = 240          # a hang fails the test instead of stalling CI
+CRAWL_BOUND_S = 240  # a hang fails the test instead of stalling CI
 KINDS = ("main", "pool", "parser", "git")
 MARKER = "MINER_CHAOS_WORKER"
 
@@ -63,7 +63,7 @@ class Fleet:
     def __init__(self, env: dict[str, str], tmp: Path) -> None:
         self.env, self.tmp = env, tmp
         self.workers: list[tuple[str, Process]] = []
-        self.killed_workers: list[tuple[str, int]] = []     # (marker, process group)
+        self.killed_workers: list[tuple[str, int]] = []  # (marker, process group)
         self._names = itertools.count(1)
 
     def start(self) -> Process:
@@ -213,11 +213,15 @@ def test_a_crawl_survives_random_kill_9_of_every_kind_of_worker_process(
             fleet.start(), fleet.start()
             started = time.monotonic()
             crawl = run_crawl(env, tmp_path, "chaos")
-            plan = wait_for(lambda: (row := _crawl_or_none(database_url)) and row["enqueued"] and row, 60,
-                            "the crawl to hand its repositories out")
+            plan = wait_for(
+                lambda: (row := _crawl_or_none(database_url)) and row["enqueued"] and row,
+                60,
+                "the crawl to hand its repositories out",
+            )
             last = _last_handed_out(database_url, plan["id"])
-            holder = psycopg.connect(make_url(database_url).set(drivername="postgresql")
-                                     .render_as_string(hide_password=False))
+            holder = psycopg.connect(
+                make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+            )
             holder.execute("SELECT id FROM repository WHERE id = %s FOR UPDATE", (last,))
             kinds = itertools.cycle(rng.sample(KINDS, len(KINDS)))
             next_kill = time.monotonic() + KILL_INTERVAL_S
@@ -280,13 +284,19 @@ def test_a_crawl_survives_random_kill_9_of_every_kind_of_worker_process(
 
     # nothing of a killed worker is left, by process group and by environment marker
     for name, group in fleet.killed_workers:
-        wait_for(lambda: not in_group(group) and not with_marker(MARKER, name), 10,
-                 f"every process of killed worker {name} to be gone")
+        wait_for(
+            lambda: not in_group(group) and not with_marker(MARKER, name),
+            10,
+            f"every process of killed worker {name} to be gone",
+        )
     for pid in killed_pids:
         assert not is_alive(pid) or info(pid).name == "", pid
     # ... nor of any worker once all were stopped (SIGTERM, then SIGKILL)
-    wait_for(lambda: not [p for name, _ in fleet.workers for p in with_marker(MARKER, name)], 10,
-             "every worker process and child to be gone after the stop")
+    wait_for(
+        lambda: not [p for name, _ in fleet.workers for p in with_marker(MARKER, name)],
+        10,
+        "every worker process and child to be gone after the stop",
+    )
     assert sessions_idle_in_transaction(database_url) == []
 
 

@@ -19,18 +19,18 @@ from crawl_fixtures import CloneCounter, GitHttpServer, allow_partial_clone, git
 from gitrepos import FULL_NAME, BuiltRepo, make_repo, mine, remove_blob, result_as_json
 
 from miner.acquire.clone import CloneError, clone_repository, remote_head
-from miner.core.rules import load_rules
-from miner.core.domain import RunStatus
-from miner.orchestrate.mining import mine_target
-from miner.analyse.pipeline import mine_commit
-from miner.core.settings import LimitSettings, Settings
 from miner.acquire.targets import Target
+from miner.analyse.pipeline import mine_commit
+from miner.core.domain import RunStatus
+from miner.core.rules import load_rules
+from miner.core.settings import LimitSettings, Settings
+from miner.orchestrate.mining import mine_target
 
 SOURCES = {
     "train.py": "import mlflow\nmlflow.log_param('a', 1)\n",
     "notebooks/eda.ipynb": '{"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": '
-                           '[{"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": null, '
-                           '"source": ["import mlflow\\n", "mlflow.autolog()\\n"]}]}',
+    '[{"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": null, '
+    '"source": ["import mlflow\\n", "mlflow.autolog()\\n"]}]}',
     **{f"pkg/module_{i:02d}.py": f"VALUE = {i}\n" for i in range(30)},
 }
 OTHER_FILES = {
@@ -45,7 +45,9 @@ def _objects(git_dir: Path, rev: str = "HEAD") -> dict[str, set[str]]:
     """Blob ids of the commit's tree split into present / missing, without fetching anything."""
     listing = subprocess.run(
         ["git", "--git-dir", str(git_dir), "rev-list", "--objects", "--no-walk", "--missing=print", rev],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.splitlines()
     missing = {line[1:] for line in listing if line.startswith("?")}
     present = {line.split()[0] for line in listing if not line.startswith("?")}
@@ -61,7 +63,9 @@ def _blob_ids(repo_path: Path, paths) -> set[str]:  # noqa: ANN001
 
 
 def _mined(git_dir: Path, rev: str | None = None) -> dict:
-    return result_as_json(mine_commit(git_dir, full_name=FULL_NAME, rules=load_rules(), limits=LimitSettings(), rev=rev))
+    return result_as_json(
+        mine_commit(git_dir, full_name=FULL_NAME, rules=load_rules(), limits=LimitSettings(), rev=rev)
+    )
 
 
 @pytest.fixture
@@ -108,9 +112,7 @@ def test_clone_is_sealed_so_a_missing_blob_is_never_fetched_lazily(
     assert "remote" not in (dest / "config").read_text()
 
 
-def test_a_server_ignoring_the_filter_still_gives_a_complete_clone(
-    tmp_path: Path, counter: CloneCounter
-) -> None:
+def test_a_server_ignoring_the_filter_still_gives_a_complete_clone(tmp_path: Path, counter: CloneCounter) -> None:
     built = make_repo(tmp_path / "plain-server", {**SOURCES, **OTHER_FILES}, LINKS)  # no allowFilter
 
     dest = clone_repository(built.path.as_uri(), tmp_path / "clone.git", LimitSettings())
@@ -134,14 +136,13 @@ def test_clone_at_a_revision_mines_that_commit(served: BuiltRepo, tmp_path: Path
     expected = result_as_json(mine(served, rev=first))
     assert _mined(by_sha, rev=first) == expected
     assert _mined(by_name, rev="side") == expected
-    shallow = subprocess.run(["git", "--git-dir", str(by_sha), "rev-list", "--count", "--all"],
-                             capture_output=True, text=True, check=True)
+    shallow = subprocess.run(
+        ["git", "--git-dir", str(by_sha), "rev-list", "--count", "--all"], capture_output=True, text=True, check=True
+    )
     assert shallow.stdout.strip() == "1", "a commit id is fetched alone (depth 1)"
 
 
-def test_a_blob_the_server_lacks_is_isolated_and_the_rest_is_mined(
-    served: BuiltRepo, tmp_path: Path
-) -> None:
+def test_a_blob_the_server_lacks_is_isolated_and_the_rest_is_mined(served: BuiltRepo, tmp_path: Path) -> None:
     lost = remove_blob(served.path, "pkg/module_07.py")
 
     dest = clone_repository(served.path.as_uri(), tmp_path / "clone.git", LimitSettings())
@@ -166,7 +167,7 @@ def test_hooks_and_smudge_filters_never_run(tmp_path: Path, monkeypatch: pytest.
     smudge.write_text(f'#!/bin/sh\necho smudge >> "{marker}"\nexec cat\n')
     smudge.chmod(0o755)
     config = tmp_path / "gitconfig"
-    config.write_text(f"[core]\n\thooksPath = {hooks}\n[filter \"lfs\"]\n\tsmudge = {smudge}\n\trequired = true\n")
+    config.write_text(f'[core]\n\thooksPath = {hooks}\n[filter "lfs"]\n\tsmudge = {smudge}\n\trequired = true\n')
     built = make_repo(tmp_path / "served", {"train.py": "import mlflow\n", ".gitattributes": "*.py filter=lfs\n"})
     allow_partial_clone(built.path)
     monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(config))
@@ -185,10 +186,13 @@ def test_hooks_and_smudge_filters_never_run(tmp_path: Path, monkeypatch: pytest.
 def test_submodules_are_not_followed(tmp_path: Path, counter: CloneCounter) -> None:
     inner = make_repo(tmp_path / "inner", {"inner.py": "import mlflow\n"})
     allow_partial_clone(inner.path)
-    outer = make_repo(tmp_path / "outer", {
-        "main.py": "import mlflow\n",
-        ".gitmodules": f'[submodule "vendor/inner"]\n\tpath = vendor/inner\n\turl = {inner.path.as_uri()}\n',
-    })
+    outer = make_repo(
+        tmp_path / "outer",
+        {
+            "main.py": "import mlflow\n",
+            ".gitmodules": f'[submodule "vendor/inner"]\n\tpath = vendor/inner\n\turl = {inner.path.as_uri()}\n',
+        },
+    )
     repo = outer.repo
     repo.git.update_index("--add", "--cacheinfo", f"160000,{inner.sha},vendor/inner")
     repo.git.commit("-m", "add submodule")
@@ -264,7 +268,11 @@ def test_every_outcome_is_a_run_status_and_the_temporary_folder_is_removed(tmp_p
 
     assert mined(good.path.as_uri()) == (RunStatus.ok, None)
     status, error = mined((tmp_path / "does-not-exist").as_uri())
-    assert status is RunStatus.clone_failed and error.startswith("clone failed: ") and "does not appear to be a git repository" in error, error
+    assert (
+        status is RunStatus.clone_failed
+        and error.startswith("clone failed: ")
+        and "does not appear to be a git repository" in error
+    ), error
     status, error = mined(empty.as_uri())
     assert status is RunStatus.clone_failed and "no commits" in error
     status, error = mined(big.path.as_uri(), LimitSettings(max_clone_bytes=100_000))
@@ -273,7 +281,7 @@ def test_every_outcome_is_a_run_status_and_the_temporary_folder_is_removed(tmp_p
 
 def test_remote_head_reads_the_branch_without_cloning(served: BuiltRepo, counter: CloneCounter) -> None:
     assert remote_head(served.path.as_uri(), None) == served.sha
-    assert remote_head(str(served.path), "nope") == served.sha    # a renamed branch falls back to HEAD
+    assert remote_head(str(served.path), "nope") == served.sha  # a renamed branch falls back to HEAD
     assert counter.of(served.path) == 0
     with pytest.raises(CloneError):
         remote_head("file:///nowhere/at/all", None)

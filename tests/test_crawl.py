@@ -33,15 +33,15 @@ from crawl_fixtures import (
     stats_document,
 )
 from github_fake import FakeGithub
-from leaks import blobs_containing, files_under
 from gitrepos import make_repo
+from leaks import blobs_containing, files_under
 from sqlmodel import select
 from typer.testing import CliRunner
 
 from miner.cli import app
 
 REPOSITORIES = 22
-TOO_LARGE_KB = 5_000_000    # over the default max_repo_size_kb
+TOO_LARGE_KB = 5_000_000  # over the default max_repo_size_kb
 TOKEN = "ghp_crawlTokenMustNeverBeWritten0123456"
 
 
@@ -50,18 +50,18 @@ class Step:
     """What one `miner crawl` left behind."""
 
     exit_code: int
-    output: list[dict[str, Any]]     # the crawl's row as `--format json` printed it
+    output: list[dict[str, Any]]  # the crawl's row as `--format json` printed it
     crawl: dict[str, Any]
     runs: list[Any]
     stats: dict[str, Any]
-    clones: dict[Path, int]          # served repository (git dir) -> packs served so far
+    clones: dict[Path, int]  # served repository (git dir) -> packs served so far
     stderr: str
 
 
 @dataclass
 class History:
     corpus: list[CorpusRepo]
-    first_shas: dict[str, str]       # full name -> head at the first crawl
+    first_shas: dict[str, str]  # full name -> head at the first crawl
     changed: CorpusRepo
     too_large: CorpusRepo
     unreachable_url: str
@@ -69,7 +69,7 @@ class History:
     steps: dict[str, Step]
     root: Path
     env: dict[str, str]
-    authorizations: set[str | None]   # what the fake GitHub was sent
+    authorizations: set[str | None]  # what the fake GitHub was sent
 
 
 def _crawl(env: dict[str, str], database_url: str, counter: CloneCounter, log: Path) -> Step:
@@ -114,8 +114,9 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> History:
         big = make_repo(root / "repos" / "huge", {"train.py": "import mlflow\nmlflow.log_param('a', 1)\n"})
         allow_partial_clone(big.path)
         too_large = CorpusRepo("owner9/huge", "tracking", big.path, big.sha)
-        fake.add_repository(too_large.full_name, clone_url=too_large.url, topics=[TOPIC],
-                            head_sha=big.sha, size_kb=TOO_LARGE_KB)
+        fake.add_repository(
+            too_large.full_name, clone_url=too_large.url, topics=[TOPIC], head_sha=big.sha, size_kb=TOO_LARGE_KB
+        )
         unreachable_url = (root / "repos" / "vanished").as_uri()
         fake.add_repository("owner9/vanished", clone_url=unreachable_url, topics=[TOPIC])
         steps["failures"] = _crawl(env, database_url, counter, logs / "failures.txt")
@@ -137,7 +138,11 @@ def test_first_crawl_mines_every_repository_once_with_the_expected_stats(history
     assert step.output == [step.crawl]
     assert step.crawl["status"] == "ok" and step.crawl["finished_at"] is not None
     assert (step.crawl["found"], step.crawl["enqueued"], step.crawl["unchanged"]) == (REPOSITORIES, REPOSITORIES, 0)
-    assert (step.crawl["runs_done"], step.crawl["runs_ok"], step.crawl["runs_failed"]) == (REPOSITORIES, REPOSITORIES, 0)
+    assert (step.crawl["runs_done"], step.crawl["runs_ok"], step.crawl["runs_failed"]) == (
+        REPOSITORIES,
+        REPOSITORIES,
+        0,
+    )
     runs = _by_name(step.runs)
     assert {name: [(r.commit_sha, r.status) for r in rs] for name, rs in runs.items()} == {
         repo.full_name: [(history.first_shas[repo.full_name], "ok")] for repo in history.corpus
@@ -154,7 +159,11 @@ def test_second_crawl_with_nothing_changed_enqueues_and_clones_nothing(history: 
     assert second.exit_code == 0, second.stderr
 
     assert second.crawl["id"] == first.crawl["id"] + 1
-    assert (second.crawl["found"], second.crawl["enqueued"], second.crawl["unchanged"]) == (REPOSITORIES, 0, REPOSITORIES)
+    assert (second.crawl["found"], second.crawl["enqueued"], second.crawl["unchanged"]) == (
+        REPOSITORIES,
+        0,
+        REPOSITORIES,
+    )
     assert second.crawl["status"] == "ok" and second.crawl["runs_done"] == 0
     assert second.runs == first.runs, "no run written, replaced or touched (ids, commits, started_at)"
     assert second.clones == first.clones, "no repository was served a single pack"
@@ -165,15 +174,22 @@ def test_a_changed_repository_is_mined_alone(history: History) -> None:
     before, after = history.steps["unchanged"], history.steps["one_changed"]
     assert after.exit_code == 0, after.stderr
 
-    assert (after.crawl["found"], after.crawl["enqueued"], after.crawl["unchanged"]) == (REPOSITORIES, 1, REPOSITORIES - 1)
+    assert (after.crawl["found"], after.crawl["enqueued"], after.crawl["unchanged"]) == (
+        REPOSITORIES,
+        1,
+        REPOSITORIES - 1,
+    )
     new_runs = [run for run in after.runs if run not in before.runs]
     assert [(run.full_name, run.commit_sha, run.status, run.crawl_id) for run in new_runs] == [
         (history.changed.full_name, history.changed.sha, "ok", after.crawl["id"])
     ]
     assert [run for run in after.runs if run in before.runs] == before.runs, "older runs stay as they were"
     changed_dir = (history.changed.path / ".git").resolve()
-    assert {path: after.clones[path] - before.clones.get(path, 0) for path in after.clones if
-            after.clones[path] != before.clones.get(path, 0)} == {changed_dir: 2}
+    assert {
+        path: after.clones[path] - before.clones.get(path, 0)
+        for path in after.clones
+        if after.clones[path] != before.clones.get(path, 0)
+    } == {changed_dir: 2}
     # the plain repository now calls autolog: one more autolog and headline repository
     kinds = kinds_of(history.corpus)
     expected = expected_stats(kinds)
@@ -239,8 +255,8 @@ def test_an_unreachable_broker_fails_the_crawl_in_one_line(tmp_path: Path) -> No
 
 def test_the_plan_lists_the_largest_repositories_first(tmp_path: Path) -> None:
     """A pool finishes with its longest job: the big repositories go first, ties keep GitHub's order."""
-    from miner.orchestrate.crawl import start_crawl
     from miner.core.settings import Settings
+    from miner.orchestrate.crawl import start_crawl
     from schema.db import open_session
     from schema.models import Repository
 
@@ -248,16 +264,29 @@ def test_the_plan_lists_the_largest_repositories_first(tmp_path: Path) -> None:
     sizes = [5, 300, 40, 300, 7000]
     with FakeGithub() as fake:
         for index, (repo, size_kb) in enumerate(zip(corpus, sizes)):
-            fake.add_repository(repo.full_name, clone_url=repo.url, topics=[TOPIC], head_sha=repo.sha,
-                                size_kb=size_kb, created_at=datetime(2021, 1, 1 + index, tzinfo=UTC))
-        settings = Settings(database_url=f"sqlite:///{tmp_path / 'miner.db'}", work_dir=str(tmp_path / "work"),
-                            github=fake.github_settings())
+            fake.add_repository(
+                repo.full_name,
+                clone_url=repo.url,
+                topics=[TOPIC],
+                head_sha=repo.sha,
+                size_kb=size_kb,
+                created_at=datetime(2021, 1, 1 + index, tzinfo=UTC),
+            )
+        settings = Settings(
+            database_url=f"sqlite:///{tmp_path / 'miner.db'}",
+            work_dir=str(tmp_path / "work"),
+            github=fake.github_settings(),
+        )
         plan = start_crawl(settings, topics=[TOPIC])
     with open_session(settings) as session:
         names = {repository.id: repository.full_name for repository in session.exec(select(Repository))}
     enumeration_order = [repo.full_name for repo in corpus]
     assert [names[repository_id] for repository_id in plan.to_mine] == [
-        enumeration_order[4], enumeration_order[1], enumeration_order[3], enumeration_order[2], enumeration_order[0]
+        enumeration_order[4],
+        enumeration_order[1],
+        enumeration_order[3],
+        enumeration_order[2],
+        enumeration_order[0],
     ]
 
 
@@ -270,8 +299,11 @@ def test_the_token_reaches_github_and_is_written_nowhere(history: History) -> No
         ["export", "--format", "json", "--out", str(readers / "json")],
         ["export", "--format", "parquet", "--out", str(readers / "parquet")],
         ["report", "--out", str(readers / "report")],
-        ["findings", "--format", "json"], ["repos", "--format", "json"], ["crawls", "--format", "json"],
-        ["stats", "--format", "json"], ["doctor", "--format", "json"],
+        ["findings", "--format", "json"],
+        ["repos", "--format", "json"],
+        ["crawls", "--format", "json"],
+        ["stats", "--format", "json"],
+        ["doctor", "--format", "json"],
     ]
     for index, args in enumerate(commands):
         result = CliRunner().invoke(app, args, env=history.env)

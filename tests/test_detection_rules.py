@@ -12,7 +12,6 @@ from pathlib import Path
 
 import libcst as cst
 import pytest
-
 from gitrepos import (
     file_result,
     finding,
@@ -24,6 +23,7 @@ from gitrepos import (
     remove_blob,
     sorted_findings,
 )
+
 from miner.core.domain import Category, FileKind, FileStatus, MiningResult, RunStatus
 
 C = Category
@@ -107,10 +107,7 @@ def test_from_mlflow_import_flavor_binds_the_flavor(tmp_path: Path, imports: lis
 
 def test_from_mlflow_tracking_import_client_class(tmp_path: Path) -> None:
     source = (
-        "from mlflow.tracking import MlflowClient\n"
-        "\n"
-        "client = MlflowClient()\n"
-        "client.log_metric(run_id, 'loss', 0.1)\n"
+        "from mlflow.tracking import MlflowClient\n\nclient = MlflowClient()\nclient.log_metric(run_id, 'loss', 0.1)\n"
     )
     result = mine_one(tmp_path, source)
     assert findings_in(result, "train.py") == [
@@ -206,11 +203,7 @@ def test_import_inside_a_function_binds_for_the_whole_file(tmp_path: Path) -> No
 
 def test_with_start_run_is_a_call(tmp_path: Path) -> None:
     source = (
-        "import mlflow\n"
-        "\n"
-        "with mlflow.start_run(run_name='x') as run:\n"
-        "    mlflow.log_param('a', 1)\n"
-        "mlflow.end_run()\n"
+        "import mlflow\n\nwith mlflow.start_run(run_name='x') as run:\n    mlflow.log_param('a', 1)\nmlflow.end_run()\n"
     )
     result = mine_one(tmp_path, source)
     assert findings_in(result, "train.py") == [
@@ -468,7 +461,7 @@ def test_calls_in_comments_and_strings_are_not_counted(tmp_path: Path) -> None:
         "def train(path):\n"
         '    """Calls mlflow.log_param("lr", 0.1) then mlflow.autolog()."""\n'
         "    s = 'mlflow.autolog()'\n"
-        "    t = f\"mlflow.log_artifact({path}) done\"\n"
+        '    t = f"mlflow.log_artifact({path}) done"\n'
         "    u = b'mlflow.start_run()'\n"
         "    v = '''\n"
         "mlflow.end_run()\n"
@@ -481,19 +474,14 @@ def test_calls_in_comments_and_strings_are_not_counted(tmp_path: Path) -> None:
 
 
 def test_a_call_inside_an_fstring_replacement_field_is_a_call(tmp_path: Path) -> None:
-    source = "import mlflow\nmsg = f\"run {mlflow.active_run().info.run_id} mlflow.log_param(x)\"\n"
+    source = 'import mlflow\nmsg = f"run {mlflow.active_run().info.run_id} mlflow.log_param(x)"\n'
     result = mine_one(tmp_path, source)
     assert findings_in(result, "train.py") == [finding("train.py", 2, 14, "mlflow.active_run", C.other)]
 
 
 def test_calls_through_a_wrapper_module_are_the_wrappers(tmp_path: Path) -> None:
     files = {
-        "project/utils.py": (
-            "import mlflow\n"
-            "\n"
-            "def log_param(key, value):\n"
-            "    mlflow.log_param(key, value)\n"
-        ),
+        "project/utils.py": ("import mlflow\n\ndef log_param(key, value):\n    mlflow.log_param(key, value)\n"),
         "project/train.py": (
             "from project import utils\n"
             "from project.utils import log_param\n"

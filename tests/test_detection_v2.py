@@ -11,12 +11,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from gitrepos import file_result, finding, findings_in, lines, make_repo, mine, mine_tree, notebook_v4
+
 from miner.analyse.detect.detector import Detector
-from miner.core.rules import load_rules
-from miner.core.domain import Category, FileStatus, MiningResult, RunStatus
 from miner.analyse.sources import load_source
+from miner.core.domain import Category, FileStatus, MiningResult, RunStatus
+from miner.core.rules import load_rules
 
 C = Category
 CLIENT = "mlflow.client.MlflowClient"
@@ -43,9 +43,7 @@ def mine_cells(tmp_path: Path, *cells: str) -> MiningResult:
 def test_python_cell_magics_are_analysed_with_their_magic_line_emptied(tmp_path: Path, magic: str) -> None:
     cell = f"%%{magic} -q out\nimport mlflow\nmlflow.log_param('lr', 0.1)\n"
     result = mine_cells(tmp_path, cell)
-    assert findings_in(result, NB) == [
-        finding(NB, 3, 1, "mlflow.log_param", C.params, cell=0, rule=f"%%{magic}")
-    ]
+    assert findings_in(result, NB) == [finding(NB, 3, 1, "mlflow.log_param", C.params, cell=0, rule=f"%%{magic}")]
 
 
 @pytest.mark.parametrize("line", ["%%writefile train.py", "%%writefile -a src/train.py", "  %%writefile  train.py  "])
@@ -81,7 +79,7 @@ def test_an_import_in_a_magic_cell_binds_the_notebook_and_its_calls_carry_the_ma
         tmp_path,
         "%%capture\n!pip install mlflow\nimport mlflow\n",
         "mlflow.set_experiment('nb')\n",
-        "import mlflow\nmlflow.log_param('a', 1)\n",   # a plain import binds it too: version 1 finds this
+        "import mlflow\nmlflow.log_param('a', 1)\n",  # a plain import binds it too: version 1 finds this
     )
     assert findings_in(result, NB) == [
         finding(NB, 1, 1, "mlflow.set_experiment", C.config, cell=1, rule="v1"),
@@ -94,7 +92,9 @@ def test_an_import_in_a_magic_cell_binds_the_notebook_and_its_calls_carry_the_ma
 
 
 def test_line_magics_inside_a_magic_body_are_removed_keeping_lines(tmp_path: Path) -> None:
-    cell = "%%time\n%matplotlib inline\nimport mlflow\nif True:\n    !nvidia-smi\nmlflow.log_metric?\nmlflow.end_run()\n"
+    cell = (
+        "%%time\n%matplotlib inline\nimport mlflow\nif True:\n    !nvidia-smi\nmlflow.log_metric?\nmlflow.end_run()\n"
+    )
     result = mine_cells(tmp_path, cell)
     assert findings_in(result, NB) == [finding(NB, 7, 1, "mlflow.end_run", C.runs, cell=0, rule="%%time")]
 
@@ -105,7 +105,9 @@ def test_nested_python_magics_keep_the_outer_one(tmp_path: Path) -> None:
 
 
 def test_a_broken_writefile_body_is_unparsable_and_the_other_cells_count(tmp_path: Path) -> None:
-    notebook = notebook_v4([("code", "%%writefile helper.py\ndef broken(:\n"), ("code", "import mlflow\nmlflow.autolog()")])
+    notebook = notebook_v4(
+        [("code", "%%writefile helper.py\ndef broken(:\n"), ("code", "import mlflow\nmlflow.autolog()")]
+    )
     result = mine_tree(tmp_path / "repo", {NB: notebook})
     outcome = file_result(result, NB)
     assert (outcome.status, outcome.unparsable_cells) == (FileStatus.unparsable, (0,))
@@ -114,7 +116,9 @@ def test_a_broken_writefile_body_is_unparsable_and_the_other_cells_count(tmp_pat
 
 
 def test_magic_cells_are_what_sources_say_they_are() -> None:
-    notebook = notebook_v4([("code", "%%writefile train.py\nimport mlflow\n"), ("code", "%%bash\nls\n"), ("code", "x = 1")])
+    notebook = notebook_v4(
+        [("code", "%%writefile train.py\nimport mlflow\n"), ("code", "%%bash\nls\n"), ("code", "x = 1")]
+    )
     source = load_source(NB, notebook.encode())
     assert source.cells == ("\nimport mlflow\n", "\n\n", "x = 1")
     assert source.cell_magics == ("%%writefile", None, None)
@@ -134,9 +138,9 @@ def test_names_assigned_a_name_or_chain_in_the_namespace_are_aliases(tmp_path: P
         "skl.autolog()\n"
         "log('acc', 0.9)\n"
         "def later():\n"
-        "    flavor.log_model(m, 'model')\n"   # bound further down, like an import
-        "flavor = skl_again = None\n"          # two targets: no alias
-        "flavor = tracker.pytorch\n"           # an alias of an alias
+        "    flavor.log_model(m, 'model')\n"  # bound further down, like an import
+        "flavor = skl_again = None\n"  # two targets: no alias
+        "flavor = tracker.pytorch\n"  # an alias of an alias
     )
     result = mine_one(tmp_path, source)
     assert findings_in(result, "train.py") == [
@@ -153,7 +157,7 @@ def test_names_assigned_a_name_or_chain_in_the_namespace_are_aliases(tmp_path: P
         ("import importlib", "mlflow = importlib.import_module('mlflow')"),
         ("from importlib import import_module as load", "mlflow = load(name='mlflow')"),
         ("import pytest", "mlflow = pytest.importorskip('mlflow')"),
-        ("", "mlflow = __import__('mlflow.sklearn')"),   # __import__ returns the top package
+        ("", "mlflow = __import__('mlflow.sklearn')"),  # __import__ returns the top package
     ],
     ids=["import_module", "from-import-as", "importorskip", "__import__"],
 )
@@ -161,7 +165,7 @@ def test_modules_imported_by_a_literal_name_are_aliases_without_an_import_statem
     tmp_path: Path, imports: str, assignment: str
 ) -> None:
     result = mine_one(tmp_path, f"{imports}\n{assignment}\nmlflow.log_param('a', 1)\n")
-    assert file_result(result, "train.py").parsed   # the prefilter lets such files through
+    assert file_result(result, "train.py").parsed  # the prefilter lets such files through
     assert findings_in(result, "train.py") == [finding("train.py", 3, 1, "mlflow.log_param", C.params, rule=ALIAS)]
 
 
@@ -178,8 +182,8 @@ def test_an_alias_that_an_import_already_binds_is_no_alias(tmp_path: Path) -> No
         "import mlflow\n"
         "import numpy as np\n"
         "from mlflow import sklearn\n"
-        "np = mlflow\n"                 # np stays numpy
-        "sklearn = mlflow.pytorch\n"    # sklearn stays mlflow.sklearn
+        "np = mlflow\n"  # np stays numpy
+        "sklearn = mlflow.pytorch\n"  # sklearn stays mlflow.sklearn
         "np.log_metric('a', 1)\n"
         "sklearn.autolog()\n"
     )
@@ -209,11 +213,11 @@ def test_other_assignments_are_no_aliases(tmp_path: Path) -> None:
     source = (
         "import mlflow\n"
         "import importlib\n"
-        "self.tracker = mlflow\n"                   # not a plain name
-        "a = b = mlflow\n"                          # not a single target
-        "t: object = mlflow\n"                      # an annotated assignment, not `=`
+        "self.tracker = mlflow\n"  # not a plain name
+        "a = b = mlflow\n"  # not a single target
+        "t: object = mlflow\n"  # an annotated assignment, not `=`
         "m = importlib.import_module(name_of_it)\n"  # not a literal name
-        "w = importlib.import_module('wandb')\n"    # not the namespace
+        "w = importlib.import_module('wandb')\n"  # not the namespace
         "self.tracker.log_param('a', 1)\n"
         "a.log_param('a', 1)\n"
         "t.log_param('a', 1)\n"
@@ -225,7 +229,9 @@ def test_other_assignments_are_no_aliases(tmp_path: Path) -> None:
 
 
 def test_a_client_built_through_an_alias_is_marked_alias(tmp_path: Path) -> None:
-    source = "import mlflow\ntracking = mlflow.tracking\nclient = tracking.MlflowClient()\nclient.log_metric(r, 'a', 1)\n"
+    source = (
+        "import mlflow\ntracking = mlflow.tracking\nclient = tracking.MlflowClient()\nclient.log_metric(r, 'a', 1)\n"
+    )
     result = mine_one(tmp_path, source)
     assert findings_in(result, "train.py") == [
         finding("train.py", 4, 1, f"{CLIENT}.log_metric", C.client, via_client=True, rule=ALIAS)
@@ -246,8 +252,9 @@ def test_getattr_with_a_computed_name_is_a_dynamic_call(tmp_path: Path) -> None:
     result = mine_one(tmp_path, source)
     assert findings_in(result, "train.py") == [
         finding("train.py", 3, 5, "mlflow.<dynamic>.autolog", C.autolog, flavor="<dynamic>", rule=GETATTR),
-        finding("train.py", 4, 5, "mlflow.<dynamic>.autolog", C.autolog, flavor="<dynamic>", disabling=True,
-                rule=GETATTR),
+        finding(
+            "train.py", 4, 5, "mlflow.<dynamic>.autolog", C.autolog, flavor="<dynamic>", disabling=True, rule=GETATTR
+        ),
         finding("train.py", 5, 5, "mlflow.<dynamic>", C.other, rule=GETATTR),
     ]
 
@@ -256,11 +263,11 @@ def test_getattr_with_a_literal_name_or_off_the_namespace_is_no_call(tmp_path: P
     source = (
         "import mlflow\n"
         "import numpy as np\n"
-        "getattr(mlflow, 'sklearn').autolog()\n"          # a literal name
+        "getattr(mlflow, 'sklearn').autolog()\n"  # a literal name
         "getattr(mlflow, 'sk' 'learn').autolog()\n"
-        "getattr(np, flavor).autolog()\n"                 # not the namespace
+        "getattr(np, flavor).autolog()\n"  # not the namespace
         "getattr(unknown, flavor).autolog()\n"
-        "getattr(mlflow, flavor, None).autolog()\n"       # not the two-argument form
+        "getattr(mlflow, flavor, None).autolog()\n"  # not the two-argument form
         "getattr(mlflow, name=flavor).autolog()\n"
     )
     result = mine_one(tmp_path, source)
@@ -285,7 +292,7 @@ def test_parameters_annotated_with_the_client_class_are_clients(tmp_path: Path) 
         "    return c.search_runs(['0'])\n"
         "def tag(tracker: mlflow.client.MlflowClient):\n"
         "    pass\n"
-        "tracker.set_tag(run_id, 'k', 'v')\n"          # anywhere in the file, as an assignment
+        "tracker.set_tag(run_id, 'k', 'v')\n"  # anywhere in the file, as an assignment
     )
     result = mine_one(tmp_path, source)
     assert findings_in(result, "train.py") == [
@@ -318,8 +325,8 @@ def test_other_annotations_make_no_client(tmp_path: Path) -> None:
         "def c(client: 'Optional[MlflowClient]'): client.log_metric('r', 'm', 1)\n"
         "def d(client: mlflow.entities.Run): client.log_metric('r', 'm', 1)\n"
         "def e(client: 'NotMlflowClient'): client.log_metric('r', 'm', 1)\n"
-        "def f(client: MlflowClient()): pass\n"     # an annotation that is a call, not the class
-        "tracker: MlflowClient\n"                   # a variable annotation, not a parameter
+        "def f(client: MlflowClient()): pass\n"  # an annotation that is a call, not the class
+        "tracker: MlflowClient\n"  # a variable annotation, not a parameter
         "tracker.log_metric('r', 'm', 1)\n"
     )
     result = mine_one(tmp_path, source)
@@ -338,10 +345,14 @@ MIXED = {
     "plain.py": "import mlflow\nmlflow.log_param('a', 1)\n",
     "alias.py": "import mlflow\nm = mlflow\nm.log_param('a', 1)\nmlflow.log_metric('b', 2)\n",
     "dyn.py": "import mlflow\ngetattr(mlflow, f).autolog()\nmlflow.autolog()\n",
-    "client.py": ("from mlflow import MlflowClient\ndef f(c: MlflowClient):\n    c.search_runs([])\n"
-                  "client = MlflowClient()\nclient.search_runs([])\n"),
+    "client.py": (
+        "from mlflow import MlflowClient\ndef f(c: MlflowClient):\n    c.search_runs([])\n"
+        "client = MlflowClient()\nclient.search_runs([])\n"
+    ),
     "star.py": "from mlflow import *\nimport mlflow as mf\nlog_param = mf.log_metric\nlog_param('a', 1)\n",
-    NB: notebook_v4([("code", "%%time\nimport mlflow\nmlflow.log_param('a', 1)"), ("code", "import mlflow\nmlflow.end_run()")]),
+    NB: notebook_v4(
+        [("code", "%%time\nimport mlflow\nmlflow.log_param('a', 1)"), ("code", "import mlflow\nmlflow.end_run()")]
+    ),
 }
 
 
@@ -350,8 +361,7 @@ def test_findings_marked_v1_are_exactly_what_version_1_finds(tmp_path: Path) -> 
     result = mine(built)
     version_1 = Detector(load_rules(), spec_version=1)
     found_by_v1 = [
-        f for path, data in MIXED.items()
-        for f in version_1.analyse(load_source(path, data.encode())).findings
+        f for path, data in MIXED.items() for f in version_1.analyse(load_source(path, data.encode())).findings
     ]
     marked_v1 = [f for f in result.findings if f.rule == "v1"]
     assert sorted(marked_v1, key=repr) == sorted(found_by_v1, key=repr)

@@ -36,6 +36,7 @@ MINER_COMMANDS = {command.name for command in typer.main.get_group(miner_app).co
 
 def _interpolate(value: str, given: dict[str, str]) -> str:
     """Compose's ${VAR}, ${VAR:-default} and ${VAR:?error}, with `given` as the shell environment."""
+
     def substitute(match: re.Match[str]) -> str:
         name = match.group("name")
         if name in given:
@@ -43,6 +44,7 @@ def _interpolate(value: str, given: dict[str, str]) -> str:
         if "?" in match.group(0):
             raise AssertionError(f"{name} is required by the compose file")
         return match.group("default") or ""
+
     return _VARIABLE.sub(substitute, value)
 
 
@@ -83,11 +85,16 @@ def test_celery_services_run_the_workers_app_with_options_celery_accepts(name: s
     if subcommand == "flower":
         # flower is installed in the image only; its command comes from that package
         assert re.search(r'pip install [^\n]*"flower', DOCKERFILE)
-        probe = [*command[:3], "inspect", "--help"]   # still: the app loads under Celery's CLI
+        probe = [*command[:3], "inspect", "--help"]  # still: the app loads under Celery's CLI
     else:
         probe = [*command, "--help"]
-    env = {"PATH": _path(), "PYTHONPATH": str(ROOT), "HOME": str(ROOT),
-           **_environment(SERVICES[name], SHELL), "MINER_CONFIG": "/nonexistent.yaml"}
+    env = {
+        "PATH": _path(),
+        "PYTHONPATH": str(ROOT),
+        "HOME": str(ROOT),
+        **_environment(SERVICES[name], SHELL),
+        "MINER_CONFIG": "/nonexistent.yaml",
+    }
     done = subprocess.run([sys.executable, "-m", *probe], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "Usage:" in done.stdout
@@ -134,7 +141,9 @@ def test_every_miner_variable_is_a_setting_and_points_at_the_compose_services(mo
         assert (database.drivername, database.host, database.port) == ("postgresql+psycopg", "postgres", 5432)
         postgres = _environment(SERVICES["postgres"], SHELL)
         assert (database.username, database.password, database.database) == (
-            postgres["POSTGRES_USER"], postgres["POSTGRES_PASSWORD"], postgres["POSTGRES_DB"]
+            postgres["POSTGRES_USER"],
+            postgres["POSTGRES_PASSWORD"],
+            postgres["POSTGRES_DB"],
         )
         assert settings.broker_url == "redis://redis:6379/0"
         assert settings.work_dir == "/work"
@@ -168,9 +177,13 @@ def test_the_image_installs_the_package_with_git_on_python_311() -> None:
 
 def test_the_click_commands_are_real() -> None:
     """The probe the celery tests rely on: a wrong subcommand or option does not parse."""
-    done = subprocess.run([sys.executable, "-m", "celery", "-A", "workers", "worker", "--no-such-option", "--help"],
-                          env={"PATH": _path(), "PYTHONPATH": str(ROOT), "MINER_CONFIG": "/nonexistent.yaml"},
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "celery", "-A", "workers", "worker", "--no-such-option", "--help"],
+        env={"PATH": _path(), "PYTHONPATH": str(ROOT), "MINER_CONFIG": "/nonexistent.yaml"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode != 0
     assert {"crawl", "crawls", "mine", "stats"} <= MINER_COMMANDS
     assert CliRunner().invoke(miner_app, ["no-such-command", "--help"]).exit_code != 0

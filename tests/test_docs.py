@@ -30,21 +30,42 @@ def _project_files() -> list[Path]:
         if root.is_file():
             files.append(root)
             continue
-        files += sorted(p for p in root.rglob("*")
-                        if p.is_file() and p.suffix in TEXT_SUFFIXES and "__pycache__" not in p.parts)
+        files += sorted(
+            p for p in root.rglob("*") if p.is_file() and p.suffix in TEXT_SUFFIXES and "__pycache__" not in p.parts
+        )
     return files
 
 
 def test_mkdocs_builds_strictly_without_network(tmp_path: Path) -> None:
     closed = "http://127.0.0.1:9"
-    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1",
-           "HTTP_PROXY": closed, "HTTPS_PROXY": closed, "http_proxy": closed, "https_proxy": closed,
-           "NO_PROXY": "", "no_proxy": ""}
+    env = {
+        **os.environ,
+        "NO_MKDOCS_2_WARNING": "1",
+        "HTTP_PROXY": closed,
+        "HTTPS_PROXY": closed,
+        "http_proxy": closed,
+        "https_proxy": closed,
+        "NO_PROXY": "",
+        "no_proxy": "",
+    }
     site = tmp_path / "site"
     done = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--config-file", str(ROOT / "mkdocs.yml"),
-         "--site-dir", str(site)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "mkdocs",
+            "build",
+            "--strict",
+            "--config-file",
+            str(ROOT / "mkdocs.yml"),
+            "--site-dir",
+            str(site),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     for page in PAGES:

@@ -98,7 +98,10 @@ def test_without_a_config_file_the_defaults_are_named_and_it_is_a_warning(tmp_pa
     outcome = doctor(env)
     assert outcome.exit_code == 0, outcome.output
     verdict, detail = rows_of(outcome)["settings"]
-    assert (verdict, detail) == ("warn", f"no {tmp_path / 'absent.yaml'} here: using defaults and MINER_* environment variables")
+    assert (verdict, detail) == (
+        "warn",
+        f"no {tmp_path / 'absent.yaml'} here: using defaults and MINER_* environment variables",
+    )
 
 
 def test_unreachable_postgresql_fails_in_plain_words_without_the_password(tmp_path: Path) -> None:
@@ -119,7 +122,11 @@ def test_unreachable_postgresql_fails_in_plain_words_without_the_password(tmp_pa
     assert "\n" not in detail and "Traceback" not in outcome.output
     assert PASSWORD not in outcome.output
     assert {name: verdict for name, (verdict, _) in checks.items() if name != "database"} == {
-        "settings": "ok", "git": "ok", "broker": "ok", "github token": "warn", "work dir": "ok",
+        "settings": "ok",
+        "git": "ok",
+        "broker": "ok",
+        "github token": "warn",
+        "work dir": "ok",
         "crawls": "warn",
     }
     assert checks["crawls"][1] == "not checked: the database is unavailable"
@@ -132,8 +139,9 @@ def test_sqlite_file_in_a_missing_folder_fails_in_plain_words(tmp_path: Path) ->
     assert outcome.exit_code == 1
     verdict, detail = rows_of(outcome)["database"]
     assert (verdict, detail) == (
-        "fail", f"database sqlite:///{database} is unavailable: unable to open database file. "
-        "Start the server or fix MINER_DATABASE_URL."
+        "fail",
+        f"database sqlite:///{database} is unavailable: unable to open database file. "
+        "Start the server or fix MINER_DATABASE_URL.",
     )
 
 
@@ -183,10 +191,21 @@ def test_invalid_settings_are_one_line_on_stderr_and_exit_1(tmp_path: Path) -> N
     assert "workers" in outcome.stderr and "Traceback" not in outcome.output
 
 
-@pytest.mark.parametrize("args", [
-    ["stats"], ["findings"], ["repos"], ["crawls"], ["export", "--out", "out"], ["report", "--out", "out"],
-    ["serve", "--port", "1"], ["crawl", "--topic", "t"], ["mine", "."], ["db", "upgrade"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["stats"],
+        ["findings"],
+        ["repos"],
+        ["crawls"],
+        ["export", "--out", "out"],
+        ["report", "--out", "out"],
+        ["serve", "--port", "1"],
+        ["crawl", "--topic", "t"],
+        ["mine", "."],
+        ["db", "upgrade"],
+    ],
+)
 def test_every_command_on_an_unreachable_database_fails_in_one_line(tmp_path: Path, args: list[str]) -> None:
     """No traceback, no password, exit code 1, and nothing written (serve never starts)."""
     port = free_port()

@@ -25,9 +25,9 @@ from miner.present.export_formats import ExportFormat
 from miner.present.findings import count_findings
 from miner.present.repositories import repository_rows
 from miner.present.stats import compute_stats
+from schema.filters import Filters
 from schema.repositories import upsert_repository
 from schema.runs import save_run
-from schema.filters import Filters
 
 TABLES = ("repositories", "runs", "file_results", "findings")
 RUNNER = CliRunner()
@@ -38,8 +38,9 @@ def load(out: Path, table: str, fmt: ExportFormat) -> pd.DataFrame:
     if fmt is ExportFormat.parquet:
         return pq.read_table(path).to_pandas()
     if fmt is ExportFormat.csv:
-        return pd.read_csv(path, keep_default_na=False, na_values=[""],
-                           dtype={"commit": str, "path": str, "error": str})
+        return pd.read_csv(
+            path, keep_default_na=False, na_values=[""], dtype={"commit": str, "path": str, "error": str}
+        )
     return pd.read_json(path, orient="records", dtype={"commit": str})
 
 
@@ -62,12 +63,12 @@ def test_an_export_loads_back_and_matches_stats(
     session: Session, dataset: dict[str, int], tmp_path: Path, fmt: ExportFormat
 ) -> None:
     out = tmp_path / "export"
-    card = write_export(session=session, rules=RULES, out_dir=out, fmt=fmt,
-                        database="sqlite:///somewhere.db")
+    card = write_export(session=session, rules=RULES, out_dir=out, fmt=fmt, database="sqlite:///somewhere.db")
     stats = compute_stats(session=session, rules=RULES)
 
     assert sorted(path.name for path in out.iterdir()) == sorted(
-        [f"{table}.{fmt.value}" for table in TABLES] + ["dataset.json", "stats.json"])
+        [f"{table}.{fmt.value}" for table in TABLES] + ["dataset.json", "stats.json"]
+    )
     assert json.loads((out / "stats.json").read_text()) == json.loads(json.dumps(stats))
 
     repositories = load(out, "repositories", fmt)
@@ -92,15 +93,15 @@ def test_an_export_loads_back_and_matches_stats(
     assert len(findings) == count_findings(session=session)
     recounted = recount(findings)
     for api, entry in stats["apis"].items():
-        assert recounted.get(api, (0, 0, 0)) == (
-            entry["repositories"], entry["calls"], entry["client_calls"]), api
+        assert recounted.get(api, (0, 0, 0)) == (entry["repositories"], entry["calls"], entry["client_calls"]), api
     headline = findings[findings["api"].isin(RULES.headline_apis) & ~findings["disabling"].astype(bool)]
     assert headline["repository"].nunique() == stats["headline"]["repositories"]
 
     # runs: the latest successful ones, and the failed last run of a/regressed and a/failed
     assert sorted(zip(runs["repository"], runs["status"], runs["role"])) == sorted(
         [(name, "ok", "latest_ok") for name in MINED]
-        + [("a/failed", "clone_failed", "latest_failed"), ("a/regressed", "timeout", "latest_failed")])
+        + [("a/failed", "clone_failed", "latest_failed"), ("a/regressed", "timeout", "latest_failed")]
+    )
     assert set(runs.loc[runs["role"] == "latest_ok", "run_id"]) == set(repositories["run_id"])
     assert set(findings["run_id"]) <= set(repositories["run_id"])
     unparsable = files[files["status"] == "unparsable"]
@@ -109,14 +110,24 @@ def test_an_export_loads_back_and_matches_stats(
     assert len(files) == stats["files"]["seen"]
 
     counts = card["counts"]
-    assert counts == {"repositories": len(MINED), "headline_repositories": 5,
-                      "findings": len(findings), "runs": len(runs), "file_results": len(files)}
+    assert counts == {
+        "repositories": len(MINED),
+        "headline_repositories": 5,
+        "findings": len(findings),
+        "runs": len(runs),
+        "file_results": len(files),
+    }
 
 
 def test_the_dataset_card(session: Session, dataset: dict[str, int], tmp_path: Path) -> None:
     out = tmp_path / "export"
-    write_export(session=session, rules=RULES, out_dir=out, fmt=ExportFormat.parquet,
-                 database="postgresql+psycopg://miner:***@db/miner")
+    write_export(
+        session=session,
+        rules=RULES,
+        out_dir=out,
+        fmt=ExportFormat.parquet,
+        database="postgresql+psycopg://miner:***@db/miner",
+    )
     card = json.loads((out / "dataset.json").read_text())
 
     assert card["tool"] == {"name": "mlflow-miner", "version": __version__}
@@ -135,8 +146,13 @@ def test_the_dataset_card(session: Session, dataset: dict[str, int], tmp_path: P
     assert card["dates"]["crawls_started_from"] <= card["dates"]["crawls_started_to"]
     # every repository with the commit mined
     assert {(r["full_name"], r["commit"]) for r in card["repositories"]} == {
-        ("a/nlp-big", "n2"), ("a/vision-fork", "v1"), ("a/archived", "r1"), ("a/plain", "p1"),
-        ("a/sqlish", "s1"), ("a/regressed", "g1")}
+        ("a/nlp-big", "n2"),
+        ("a/vision-fork", "v1"),
+        ("a/archived", "r1"),
+        ("a/plain", "p1"),
+        ("a/sqlish", "s1"),
+        ("a/regressed", "g1"),
+    }
     # the files it describes, with row counts and checksums
     for table in TABLES:
         entry = card["tables"][table]
@@ -159,14 +175,14 @@ def test_an_export_with_filters(session: Session, dataset: dict[str, int], tmp_p
     findings = load(tmp_path, "findings", ExportFormat.csv)
     assert set(findings["repository"]) == {"a/nlp-big", "a/regressed"}
 
-    crawl = write_export(session=session, rules=RULES, out_dir=tmp_path / "crawl1", fmt="json",
-                         filters=Filters(crawl_id=dataset[1]))
+    crawl = write_export(
+        session=session, rules=RULES, out_dir=tmp_path / "crawl1", fmt="json", filters=Filters(crawl_id=dataset[1])
+    )
     assert [c["id"] for c in crawl["crawls"]] == [dataset[1]]
     assert {r["full_name"]: r["commit"] for r in crawl["repositories"]}["a/nlp-big"] == "n1"
 
 
-def test_tables_are_written_in_chunks(session: Session, dataset: dict[str, int],
-                                      tmp_path: Path) -> None:
+def test_tables_are_written_in_chunks(session: Session, dataset: dict[str, int], tmp_path: Path) -> None:
     whole = tmp_path / "whole"
     chunked = tmp_path / "chunked"
     write_export(session=session, rules=RULES, out_dir=whole, fmt="parquet")
@@ -174,8 +190,7 @@ def test_tables_are_written_in_chunks(session: Session, dataset: dict[str, int],
 
     assert pq.read_metadata(chunked / "findings.parquet").num_row_groups > 1
     for table in TABLES:
-        assert pq.read_table(chunked / f"{table}.parquet").equals(
-            pq.read_table(whole / f"{table}.parquet")), table
+        assert pq.read_table(chunked / f"{table}.parquet").equals(pq.read_table(whole / f"{table}.parquet")), table
     for fmt in ("csv", "json"):
         one, two = tmp_path / f"{fmt}1", tmp_path / f"{fmt}2"
         write_export(session=session, rules=RULES, out_dir=one, fmt=fmt)
@@ -186,13 +201,20 @@ def test_tables_are_written_in_chunks(session: Session, dataset: dict[str, int],
 
 def test_awkward_text_survives_every_format(session: Session, tmp_path: Path) -> None:
     awkward = 'dir, with "quotes"/new\nline; DROP TABLE finding; --.py'
-    repository = upsert_repository(session=session, full_name="o/awkward",
-                                         topics=[SQLISH_TOPIC, "ünïcode"], stars=3,
-                                         description='a "quoted", multi\nline text')
-    save_run(session=session, repository=repository,
-                   result=mined("o/awkward", "w1", replace(fluent("log_param"), path=awkward),
-                                client("log_metric"), on=2),
-                   rules_version=RULES.version, tool_version="test")
+    repository = upsert_repository(
+        session=session,
+        full_name="o/awkward",
+        topics=[SQLISH_TOPIC, "ünïcode"],
+        stars=3,
+        description='a "quoted", multi\nline text',
+    )
+    save_run(
+        session=session,
+        repository=repository,
+        result=mined("o/awkward", "w1", replace(fluent("log_param"), path=awkward), client("log_metric"), on=2),
+        rules_version=RULES.version,
+        tool_version="test",
+    )
     for fmt in ExportFormat:
         out = tmp_path / fmt.value
         write_export(session=session, rules=RULES, out_dir=out, fmt=fmt)
@@ -220,17 +242,19 @@ def test_an_empty_database_exports_empty_tables(session: Session, tmp_path: Path
             assert json.loads((out / "findings.json").read_text()) == []
 
 
-def test_export_command(session: Session, dataset: dict[str, int], database_url: str,
-                        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_export_command(
+    session: Session, dataset: dict[str, int], database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("MINER_DATABASE_URL", database_url)
     monkeypatch.setenv("MINER_CONFIG", str(tmp_path / "absent.yaml"))
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "cli-export"
 
-    result = RUNNER.invoke(app, ["export", "--format", "csv", "--out", str(out),
-                                 "--crawl", str(dataset[2]), "--since", "2026-03-02"])
+    result = RUNNER.invoke(
+        app, ["export", "--format", "csv", "--out", str(out), "--crawl", str(dataset[2]), "--since", "2026-03-02"]
+    )
     assert result.exit_code == 0, result.stderr
-    assert result.stdout == ""                       # messages go to stderr
+    assert result.stdout == ""  # messages go to stderr
     assert "exported to" in result.stderr
     card = json.loads((out / "dataset.json").read_text())
     assert card["filters"]["crawl_id"] == dataset[2]

@@ -19,10 +19,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from miner.analyse.detect.detector import Detector, FileAnalysis
-from miner.core.rules import load_rules
-from miner.core.domain import Category
 from miner.analyse.sandbox import ParserSandbox
 from miner.analyse.sources import SourceError, SourceFile, load_source
+from miner.core.domain import Category
+from miner.core.rules import load_rules
 
 # `# coding: unicode_escape` decodes `\d` with a DeprecationWarning, as CPython itself would: noise
 pytestmark = pytest.mark.filterwarnings("ignore:invalid escape sequence:DeprecationWarning")
@@ -98,18 +98,74 @@ def check(path: str, data: bytes, sandbox: ParserSandbox, label: str) -> None:
 
 PYTHONISH = st.sampled_from(
     list("()[]{}:;=.,'\"\\#\n\r\t @%!?*-+<>&|^~0123456789abcxyz_")
-    + ["mlflow", "import ", "from ", " as ", "def ", "class ", "lambda", "async ", "await ", "yield ",
-       "f'", "b'", "'''", '"""', "\\\n", "\r\n", "\x00", "\ufeff", "\u00e9", "\ud800", "if ", "else",
-       "with ", "match ", "case ", "type ", "print ", "exec ", "`", "$", "\x0c", "\xa0"]
+    + [
+        "mlflow",
+        "import ",
+        "from ",
+        " as ",
+        "def ",
+        "class ",
+        "lambda",
+        "async ",
+        "await ",
+        "yield ",
+        "f'",
+        "b'",
+        "'''",
+        '"""',
+        "\\\n",
+        "\r\n",
+        "\x00",
+        "\ufeff",
+        "\u00e9",
+        "\ud800",
+        "if ",
+        "else",
+        "with ",
+        "match ",
+        "case ",
+        "type ",
+        "print ",
+        "exec ",
+        "`",
+        "$",
+        "\x0c",
+        "\xa0",
+    ]
 )
 COOKIES = st.sampled_from(
-    ["utf-8", "latin-1", "cp1252", "utf-16", "utf-32", "utf-7", "idna", "punycode", "hex", "rot13", "zlib",
-     "unicode_escape", "raw_unicode_escape", "shift_jis", "iso2022_jp", "klingon", ""]
+    [
+        "utf-8",
+        "latin-1",
+        "cp1252",
+        "utf-16",
+        "utf-32",
+        "utf-7",
+        "idna",
+        "punycode",
+        "hex",
+        "rot13",
+        "zlib",
+        "unicode_escape",
+        "raw_unicode_escape",
+        "shift_jis",
+        "iso2022_jp",
+        "klingon",
+        "",
+    ]
 ).map(lambda name: f"# -*- coding: {name} -*-\n".encode())
 IMPORT_LINES = st.one_of(
     st.sampled_from(
-        [b"import mlflow\n", b"import mlflow as mf\n", b"from mlflow import *\n", b"from mlflow.tracking import MlflowClient\n",
-         b"import mlflow.sklearn\n", b"\xef\xbb\xbfimport mlflow\n", b"\xff\xfeimport mlflow\n", b""]
+        [
+            b"import mlflow\n",
+            b"import mlflow as mf\n",
+            b"from mlflow import *\n",
+            b"from mlflow.tracking import MlflowClient\n",
+            b"import mlflow.sklearn\n",
+            b"\xef\xbb\xbfimport mlflow\n",
+            b"\xff\xfeimport mlflow\n",
+            b"",
+        ]
     ),
     COOKIES.map(lambda cookie: cookie + b"import mlflow\n"),
 )
@@ -123,13 +179,21 @@ def test_arbitrary_bytes_as_a_python_file(data: bytes, sandbox: ParserSandbox) -
 
 @settings(FUZZ, max_examples=2000)
 @given(prefix=IMPORT_LINES, data=st.binary(max_size=1500))
-def test_arbitrary_bytes_after_an_mlflow_import_as_a_python_file(prefix: bytes, data: bytes, sandbox: ParserSandbox) -> None:
+def test_arbitrary_bytes_after_an_mlflow_import_as_a_python_file(
+    prefix: bytes, data: bytes, sandbox: ParserSandbox
+) -> None:
     check("fuzz.py", prefix + data, sandbox, "import+bytes.py")  # past the prefilter: the parser runs
 
 
 @settings(FUZZ, max_examples=1500)
-@given(prefix=IMPORT_LINES, parts=st.lists(PYTHONISH, max_size=300), encoding=st.sampled_from(["utf-8", "latin-1", "utf-16"]))
-def test_python_like_text_as_a_python_file(prefix: bytes, parts: list[str], encoding: str, sandbox: ParserSandbox) -> None:
+@given(
+    prefix=IMPORT_LINES,
+    parts=st.lists(PYTHONISH, max_size=300),
+    encoding=st.sampled_from(["utf-8", "latin-1", "utf-16"]),
+)
+def test_python_like_text_as_a_python_file(
+    prefix: bytes, parts: list[str], encoding: str, sandbox: ParserSandbox
+) -> None:
     data = prefix + "".join(parts).encode(encoding, "surrogatepass" if encoding == "utf-8" else "replace")
     check("fuzz.py", data, sandbox, "pythonish.py")
 
@@ -147,37 +211,69 @@ JSON_VALUES = st.recursive(
 )
 CELL_TEXT = st.one_of(
     st.lists(PYTHONISH, max_size=80).map("".join),
-    st.sampled_from(["import mlflow\n", "mlflow.log_param('a', 1)\n", "%pip install mlflow\n", "!ls\n", "%%time\nx\n",
-                     "mlflow.autolog?\n", "client = mlflow.MlflowClient()\nclient.log_metric('r', 'm', 1)\n"]),
+    st.sampled_from(
+        [
+            "import mlflow\n",
+            "mlflow.log_param('a', 1)\n",
+            "%pip install mlflow\n",
+            "!ls\n",
+            "%%time\nx\n",
+            "mlflow.autolog?\n",
+            "client = mlflow.MlflowClient()\nclient.log_metric('r', 'm', 1)\n",
+        ]
+    ),
 )
-CELLS = st.fixed_dictionaries(
+CELLS = (
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "cell_type": st.sampled_from(["code", "markdown", "raw", "heading"]) | JSON_VALUES,
+            "source": CELL_TEXT | st.lists(CELL_TEXT | JSON_VALUES, max_size=5) | JSON_VALUES,
+            "input": CELL_TEXT | st.lists(CELL_TEXT, max_size=5),
+            "metadata": JSON_VALUES,
+        },
+    )
+    | JSON_VALUES
+)
+KERNELS = st.fixed_dictionaries(
     {},
     optional={
-        "cell_type": st.sampled_from(["code", "markdown", "raw", "heading"]) | JSON_VALUES,
-        "source": CELL_TEXT | st.lists(CELL_TEXT | JSON_VALUES, max_size=5) | JSON_VALUES,
-        "input": CELL_TEXT | st.lists(CELL_TEXT, max_size=5),
-        "metadata": JSON_VALUES,
+        "kernelspec": st.fixed_dictionaries(
+            {}, optional={"language": st.sampled_from(["python", "Python", "R", "julia"]) | JSON_VALUES}
+        )
+        | JSON_VALUES,
+        "language_info": JSON_VALUES,
     },
-) | JSON_VALUES
-KERNELS = st.fixed_dictionaries(
-    {}, optional={"kernelspec": st.fixed_dictionaries({}, optional={"language": st.sampled_from(["python", "Python", "R", "julia"]) | JSON_VALUES}) | JSON_VALUES,
-                  "language_info": JSON_VALUES}
 )
 NOTEBOOKS = st.one_of(
-    st.fixed_dictionaries({"cells": st.lists(CELLS, max_size=8)}, optional={"metadata": KERNELS, "nbformat": JSON_VALUES}),
-    st.fixed_dictionaries({"worksheets": st.lists(st.fixed_dictionaries({}, optional={"cells": st.lists(CELLS, max_size=5)}) | JSON_VALUES, max_size=3)}),
+    st.fixed_dictionaries(
+        {"cells": st.lists(CELLS, max_size=8)}, optional={"metadata": KERNELS, "nbformat": JSON_VALUES}
+    ),
+    st.fixed_dictionaries(
+        {
+            "worksheets": st.lists(
+                st.fixed_dictionaries({}, optional={"cells": st.lists(CELLS, max_size=5)}) | JSON_VALUES, max_size=3
+            )
+        }
+    ),
     JSON_VALUES,
 )
 
 
 @settings(FUZZ, max_examples=800)
-@given(document=NOTEBOOKS, ascii_only=st.booleans(), bom=st.booleans(), huge_digits=st.sampled_from([0, 0, 0, 4400, 9000]))
+@given(
+    document=NOTEBOOKS, ascii_only=st.booleans(), bom=st.booleans(), huge_digits=st.sampled_from([0, 0, 0, 4400, 9000])
+)
 def test_notebook_shaped_json(
     document: object, ascii_only: bool, bom: bool, huge_digits: int, sandbox: ParserSandbox
 ) -> None:
     text = json.dumps(document, ensure_ascii=ascii_only)
     if huge_digits and isinstance(document, dict):  # json.dumps cannot write such an integer itself
-        text = '{"huge": ' + "7" * huge_digits + ", " + text[1:] if len(text) > 2 else '{"huge": ' + "7" * huge_digits + "}"
+        text = (
+            '{"huge": ' + "7" * huge_digits + ", " + text[1:]
+            if len(text) > 2
+            else '{"huge": ' + "7" * huge_digits + "}"
+        )
     data = text.encode("utf-8", "surrogatepass")
     check("fuzz.ipynb", (b"\xef\xbb\xbf" if bom else b"") + data, sandbox, "json.ipynb")
 
@@ -249,10 +345,52 @@ mlflow.register_model("runs:/abc/model", "Model")
 """,
 ]
 TOKENS = st.sampled_from(
-    ["mlflow", "mlflow.", "import mlflow\n", "from mlflow import *\n", "mlflow.log_param(", "mlflow.autolog(disable=True)",
-     "MlflowClient()", "client = mlflow.MlflowClient()\n", "client.log_metric(", "%pip install mlflow\n", "!ls\n", "?",
-     "%%time\n", "(", ")", "[", "]", "{", "}", ":", "\n", "    ", "\t", "\\\n", "'", '"', '"""', "f'{", "#", "lambda: ",
-     "async ", "await ", "yield ", "=", "==", ",", ".", "\r\n", "\r", "\x00", "\ufeff", "\u00e9", "\ud83d", "\x0c"]
+    [
+        "mlflow",
+        "mlflow.",
+        "import mlflow\n",
+        "from mlflow import *\n",
+        "mlflow.log_param(",
+        "mlflow.autolog(disable=True)",
+        "MlflowClient()",
+        "client = mlflow.MlflowClient()\n",
+        "client.log_metric(",
+        "%pip install mlflow\n",
+        "!ls\n",
+        "?",
+        "%%time\n",
+        "(",
+        ")",
+        "[",
+        "]",
+        "{",
+        "}",
+        ":",
+        "\n",
+        "    ",
+        "\t",
+        "\\\n",
+        "'",
+        '"',
+        '"""',
+        "f'{",
+        "#",
+        "lambda: ",
+        "async ",
+        "await ",
+        "yield ",
+        "=",
+        "==",
+        ",",
+        ".",
+        "\r\n",
+        "\r",
+        "\x00",
+        "\ufeff",
+        "\u00e9",
+        "\ud83d",
+        "\x0c",
+    ]
 )
 
 
@@ -260,16 +398,18 @@ TOKENS = st.sampled_from(
 def mutated(draw: st.DrawFn) -> str:
     text = draw(st.sampled_from(SNIPPETS))
     for _ in range(draw(st.integers(1, 12))):
-        op = draw(st.sampled_from(["delete", "insert", "token", "duplicate", "dup_line", "del_line", "swap_lines", "indent"]))
+        op = draw(
+            st.sampled_from(["delete", "insert", "token", "duplicate", "dup_line", "del_line", "swap_lines", "indent"])
+        )
         at = draw(st.integers(0, len(text)))
         if op == "delete":
-            text = text[:at] + text[at + draw(st.integers(1, 20)):]
+            text = text[:at] + text[at + draw(st.integers(1, 20)) :]
         elif op == "insert":
             text = text[:at] + draw(st.characters() | PYTHONISH) + text[at:]
         elif op == "token":
             text = text[:at] + draw(TOKENS) + text[at:]
         elif op == "duplicate":
-            piece = text[at:at + draw(st.integers(1, 40))]
+            piece = text[at : at + draw(st.integers(1, 40))]
             text = text[:at] + piece * draw(st.integers(2, 4)) + text[at:]
         else:
             lines = text.split("\n")
@@ -290,18 +430,31 @@ def mutated(draw: st.DrawFn) -> str:
 @settings(FUZZ, max_examples=1000)
 @given(text=mutated(), encoding=st.sampled_from(["utf-8", "latin-1"]))
 def test_mutated_mlflow_code_as_a_python_file(text: str, encoding: str, sandbox: ParserSandbox) -> None:
-    check("mutated.py", text.encode(encoding, "surrogatepass" if encoding == "utf-8" else "replace"), sandbox, "mutated.py")
+    check(
+        "mutated.py",
+        text.encode(encoding, "surrogatepass" if encoding == "utf-8" else "replace"),
+        sandbox,
+        "mutated.py",
+    )
 
 
 @settings(FUZZ, max_examples=800)
 @given(text=mutated(), cuts=st.lists(st.integers(0, 2000), max_size=4), as_lines=st.booleans())
-def test_mutated_mlflow_code_as_notebook_cells(text: str, cuts: list[int], as_lines: bool, sandbox: ParserSandbox) -> None:
+def test_mutated_mlflow_code_as_notebook_cells(
+    text: str, cuts: list[int], as_lines: bool, sandbox: ParserSandbox
+) -> None:
     bounds = sorted({0, len(text), *(c % (len(text) + 1) for c in cuts)})
     cells = []
     for start, end in zip(bounds, bounds[1:]):
         source = text[start:end]
-        cells.append({"cell_type": "code", "metadata": {}, "outputs": [],
-                      "source": source.splitlines(keepends=True) if as_lines else source})
+        cells.append(
+            {
+                "cell_type": "code",
+                "metadata": {},
+                "outputs": [],
+                "source": source.splitlines(keepends=True) if as_lines else source,
+            }
+        )
         cells.append({"cell_type": "markdown", "metadata": {}, "source": "notes"})
     document = {"nbformat": 4, "nbformat_minor": 5, "metadata": {"kernelspec": {"language": "python"}}, "cells": cells}
     check("mutated.ipynb", json.dumps(document).encode("utf-8", "surrogatepass"), sandbox, "mutated.ipynb")
@@ -311,6 +464,10 @@ def test_the_fuzzed_snippets_are_realistic_and_found() -> None:
     """Unmutated, every snippet parses and has findings: the mutations start from real code."""
     for index, snippet in enumerate(SNIPPETS):
         path = "snippet.ipynb" if "%matplotlib" in snippet else "snippet.py"
-        data = json.dumps({"cells": [{"cell_type": "code", "source": snippet}]}).encode() if path.endswith("ipynb") else snippet.encode()
+        data = (
+            json.dumps({"cells": [{"cell_type": "code", "source": snippet}]}).encode()
+            if path.endswith("ipynb")
+            else snippet.encode()
+        )
         analysis = DETECTOR.analyse(load_source(path, data))
         assert analysis.ok and analysis.parsed and analysis.findings, (index, analysis)

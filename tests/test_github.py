@@ -18,7 +18,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from github_fake import FakeClock, FakeGithub
-from hypothesis import HealthCheck, assume, given, settings as hypothesis_settings, strategies as st
+from hypothesis import HealthCheck, assume, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from miner.acquire.github import client as gh
 from miner.acquire.github.errors import GithubNotFound, GithubRequestRejected, GithubUnavailable, TransientGithubError

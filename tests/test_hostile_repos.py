@@ -11,7 +11,6 @@ push would leave on a server.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import time
@@ -19,11 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import git
 import pytest
-from sqlmodel import Session, select
-from typer.testing import CliRunner
-
 from gitrepos import (
     BuiltRepo,
     file_result,
@@ -36,10 +31,13 @@ from gitrepos import (
     remove_blob,
     sorted_findings,
 )
+from sqlmodel import Session, select
+from typer.testing import CliRunner
+
 from miner.acquire.clone import clone_repository
-from miner.core.rules import load_rules
-from miner.core.domain import Category, FileKind, FileStatus, MiningResult, RunStatus
 from miner.analyse.pipeline import mine_commit
+from miner.core.domain import Category, FileKind, FileStatus, MiningResult, RunStatus
+from miner.core.rules import load_rules
 from miner.core.settings import LimitSettings
 
 C = Category
@@ -202,7 +200,10 @@ def test_symlinks_out_of_the_tree_to_themselves_and_in_loops_are_skipped_never_f
         "pkg/to_real.py": link,
         "nb.ipynb": link,
     }
-    assert sorted_findings(result.findings) == [finding("pkg/real.py", 2, 1, "mlflow.log_param", C.params), SIBLING_FINDING]
+    assert sorted_findings(result.findings) == [
+        finding("pkg/real.py", 2, 1, "mlflow.log_param", C.params),
+        SIBLING_FINDING,
+    ]
 
 
 # --- file names ------------------------------------------------------------------------------------
@@ -287,7 +288,9 @@ def test_odd_file_names_and_hostile_content_are_stored(tmp_path: Path, session: 
     for run in (names, content):
         assert_storable(run)
         repository = upsert_repository(session=session, full_name=run.full_name)
-        saved = save_run(session=session, repository=repository, result=run, rules_version="test", tool_version=__version__)
+        saved = save_run(
+            session=session, repository=repository, result=run, rules_version="test", tool_version=__version__
+        )
         rows = session.exec(select(models.FileResult).where(models.FileResult.mining_run_id == saved.id)).all()
         stored[repository.full_name] = {(r.path, r.status.value, r.error) for r in rows}
         assert stored[repository.full_name] == {(f.path, f.status.value, f.error) for f in run.files}
@@ -363,7 +366,10 @@ def test_lfs_pointer_files_are_skipped_as_content_not_in_git(tmp_path: Path) -> 
         "models/train.ipynb": lfs,
         "lfs_notes.py": (FileStatus.ok, None, len(LFS_NOTES)),
     }
-    assert sorted_findings(result.findings) == [finding("lfs_notes.py", 3, 1, "mlflow.set_tag", C.tags), SIBLING_FINDING]
+    assert sorted_findings(result.findings) == [
+        finding("lfs_notes.py", 3, 1, "mlflow.set_tag", C.tags),
+        SIBLING_FINDING,
+    ]
 
 
 def _hook(marker: Path) -> Executable:
@@ -390,8 +396,10 @@ def test_committed_hooks_and_template_hooks_never_run(tmp_path: Path, monkeypatc
     built = commit_raw_tree(
         tmp_path / "repo",
         {
-            b".git": {b"hooks": {b"post-checkout": _hook(markers / "dotgit"), b"evil.py": CALL},
-                      b"config": b"[core]\n\thooksPath = hooks\n"},
+            b".git": {
+                b"hooks": {b"post-checkout": _hook(markers / "dotgit"), b"evil.py": CALL},
+                b"config": b"[core]\n\thooksPath = hooks\n",
+            },
             b".GIT": {b"hooks": {b"post-checkout": _hook(markers / "dotgit-upper")}},
             b"hooks": {b"post-checkout": _hook(markers / "hooks"), b"install.py": CALL},
             b".githooks": {b"post-checkout": _hook(markers / "githooks")},
@@ -412,7 +420,8 @@ def test_committed_hooks_and_template_hooks_never_run(tmp_path: Path, monkeypatc
             ".git/hooks/evil.py": (FileStatus.skipped, "vendored folder"),
         }
         assert sorted_findings(result.findings) == [
-            finding("hooks/install.py", 2, 1, "mlflow.log_param", C.params), SIBLING_FINDING
+            finding("hooks/install.py", 2, 1, "mlflow.log_param", C.params),
+            SIBLING_FINDING,
         ]
     assert sorted(p.name for p in markers.iterdir()) == []
 
@@ -437,7 +446,10 @@ def test_files_over_the_configured_limits_are_skipped_with_the_reason(tmp_path: 
         assert (outcome.status, outcome.size_bytes, outcome.parsed) == (FileStatus.skipped, size, False)
         assert outcome.error == f"larger than the configured limit ({size} > {limit} bytes)"
     assert_outcome(result, "at_limit.py", FileStatus.ok, None)
-    assert sorted_findings(result.findings) == [finding("at_limit.py", 2, 1, "mlflow.log_param", C.params), SIBLING_FINDING]
+    assert sorted_findings(result.findings) == [
+        finding("at_limit.py", 2, 1, "mlflow.log_param", C.params),
+        SIBLING_FINDING,
+    ]
     assert result.bytes_analysed == len(at_limit) + len(SIBLING_SOURCE)
 
 
@@ -449,7 +461,7 @@ def test_200_mb_python_file_and_notebook_are_skipped_by_the_default_limits(tmp_p
     head = json.dumps({"metadata": {}, "cells": [{"cell_type": "code", "source": CALL + "#"}]})
     head_bytes, tail = head[:-4].encode(), head[-4:].encode()  # pad inside the source string
     big_nb = head_bytes + b"x" * (size - len(head_bytes) - len(tail)) + tail
-    assert json.loads(big_nb[:200] + b"\"}]}")  # still a notebook at its start
+    assert json.loads(big_nb[:200] + b'"}]}')  # still a notebook at its start
     built = fast_import(
         tmp_path / "repo", [(b"huge.py", big_py), (b"huge.ipynb", big_nb), (SIBLING.encode(), SIBLING_SOURCE.encode())]
     )
@@ -478,7 +490,10 @@ def test_100_000_small_files_are_all_recorded(tmp_path: Path) -> None:
     print(f"\nmining {count + 1} files took {elapsed_s:.1f} s ({elapsed_s / (count + 1) * 1e6:.0f} us a file)")
     assert_rest_analysed(result)
     assert (result.files_seen, result.files_analysed, result.files_unparsable, result.files_skipped) == (
-        count + 1, count + 1, 0, 0
+        count + 1,
+        count + 1,
+        0,
+        0,
     )
     assert len({f.path for f in result.files}) == count + 1
     assert result.findings == [SIBLING_FINDING]
@@ -508,7 +523,9 @@ def test_blobs_missing_from_the_object_store_are_skipped_with_their_id(tmp_path:
 # --- content: encodings, syntax, nesting, time -----------------------------------------------------
 
 PEP_695 = "import mlflow\ntype Pair[T] = tuple[T, T]\ndef first[T](p: Pair[T]) -> T: return p[0]\nclass Box[T]: ...\nmlflow.log_param('a', 1)\n"
-PEP_701 = "import mlflow\nitems = ['a']\nmlflow.log_param(f\"{'\\n'.join(f\"{x!r}\" for x in items)}\", f\"{f\"{f\"{1}\"}\"}\")\n"
+PEP_701 = (
+    'import mlflow\nitems = [\'a\']\nmlflow.log_param(f"{\'\\n\'.join(f"{x!r}" for x in items)}", f"{f"{f"{1}"}"}")\n'
+)
 LATIN1 = "import mlflow\nmlflow.log_param('auteur', 'Jos\u00e9')\n"
 OK_AT_2 = [(2, "mlflow.log_param")]
 
@@ -529,15 +546,34 @@ OK_AT_2 = [(2, "mlflow.log_param")]
         (b"# coding: hex\n" + CALL.encode(), FileStatus.unparsable, "not decodable as hex", []),
         (CALL.replace("\n", "\r\n").encode(), FileStatus.ok, None, OK_AT_2),
         (b"import mlflow\r\r" + CALL.encode(), FileStatus.ok, None, [(4, "mlflow.log_param")]),
-        (b"import mlflow\nprint 'training'\nexec 'x = 1'\nmlflow.log_param('a', 1)\n", FileStatus.unparsable, "SyntaxError", []),
+        (
+            b"import mlflow\nprint 'training'\nexec 'x = 1'\nmlflow.log_param('a', 1)\n",
+            FileStatus.unparsable,
+            "SyntaxError",
+            [],
+        ),
         (b"import mlflow\nx = `1`\n", FileStatus.unparsable, "SyntaxError", []),
         (PEP_695.encode(), FileStatus.ok, None, [(5, "mlflow.log_param")]),
         (PEP_701.encode(), FileStatus.ok, None, [(3, "mlflow.log_param")]),
     ],
     ids=[
-        "nul", "latin1-no-cookie", "latin1-cookie", "utf16-bom", "utf16-no-bom", "utf32-bom", "utf8-bom",
-        "utf8-bom-and-latin1-cookie", "unknown-cookie", "punycode-cookie", "hex-cookie", "crlf", "cr",
-        "python2-print-exec", "python2-backticks", "pep695", "pep701",
+        "nul",
+        "latin1-no-cookie",
+        "latin1-cookie",
+        "utf16-bom",
+        "utf16-no-bom",
+        "utf32-bom",
+        "utf8-bom",
+        "utf8-bom-and-latin1-cookie",
+        "unknown-cookie",
+        "punycode-cookie",
+        "hex-cookie",
+        "crlf",
+        "cr",
+        "python2-print-exec",
+        "python2-backticks",
+        "pep695",
+        "pep701",
     ],
 )
 def test_encodings_and_syntax_are_recorded(
@@ -571,7 +607,11 @@ def test_expressions_nested_10000_deep_are_recorded_not_a_crash(
 ) -> None:
     built = make_repo(
         tmp_path / "repo",
-        {"a_before.py": CALL, "deep.py": f"import mlflow\nx = {expression}\nmlflow.log_param('a', 1)\n", SIBLING: SIBLING_SOURCE},
+        {
+            "a_before.py": CALL,
+            "deep.py": f"import mlflow\nx = {expression}\nmlflow.log_param('a', 1)\n",
+            SIBLING: SIBLING_SOURCE,
+        },
     )
     result = mine_with(built, parse_timeout_s=5)
     assert_rest_analysed(result)  # the child that died on deep.py was replaced for train.py
@@ -579,7 +619,10 @@ def test_expressions_nested_10000_deep_are_recorded_not_a_crash(
     deep = file_result(result, "deep.py")
     assert deep.status is FileStatus.unparsable
     assert deep.error is not None and any(reason in deep.error for reason in reasons), deep.error
-    assert sorted_findings(result.findings) == [finding("a_before.py", 2, 1, "mlflow.log_param", C.params), SIBLING_FINDING]
+    assert sorted_findings(result.findings) == [
+        finding("a_before.py", 2, 1, "mlflow.log_param", C.params),
+        SIBLING_FINDING,
+    ]
 
 
 def test_a_long_plus_chain_that_python_accepts_is_analysed(tmp_path: Path) -> None:
@@ -605,7 +648,9 @@ def test_a_file_that_takes_the_parser_long_hits_the_per_file_time_limit(tmp_path
     assert_rest_analysed(result)
     slow = file_result(result, "slow.py")
     assert (slow.status, slow.error, slow.parsed) == (
-        FileStatus.unparsable, "parser time limit: no result within 2 s", True
+        FileStatus.unparsable,
+        "parser time limit: no result within 2 s",
+        True,
     )
     assert result.findings == [SIBLING_FINDING]
 
@@ -622,8 +667,10 @@ def test_broken_notebooks_are_unparsable_with_a_reason(tmp_path: Path) -> None:
         "list.ipynb": (b"[]", "top level is not a JSON object"),
     }
     r_kernel = notebook_v4([("code", "library(mlflow)\nmlflow_log_param('a', 1)\n")], language="R", kernel="ir")
-    built = make_repo(tmp_path / "repo", {**{p: data for p, (data, _) in cases.items()}, "r_kernel.ipynb": r_kernel,
-                                          SIBLING: SIBLING_SOURCE})
+    built = make_repo(
+        tmp_path / "repo",
+        {**{p: data for p, (data, _) in cases.items()}, "r_kernel.ipynb": r_kernel, SIBLING: SIBLING_SOURCE},
+    )
     result = mine(built)
     assert_rest_analysed(result)
     r_outcome = file_result(result, "r_kernel.ipynb")  # well-formed, just not Python: skipped
@@ -639,14 +686,14 @@ def test_broken_notebooks_are_unparsable_with_a_reason(tmp_path: Path) -> None:
 def test_notebook_shapes_sources_as_string_or_list_and_cells_without_source(tmp_path: Path) -> None:
     v4 = notebook_v4(
         [
-            ("code", ["import mlflow\n", "mlflow.log_param('a', 1)\n"]),   # 0: source as a list
-            ("code", "mlflow.log_metric('m', 1)\n"),                       # 1: source as a string
-            {"cell_type": "code", "metadata": {}, "outputs": []},            # 2: no source key
-            {"cell_type": "code", "source": None},                           # 3: null source
-            {"cell_type": "code", "source": 42},                             # 4: not text
+            ("code", ["import mlflow\n", "mlflow.log_param('a', 1)\n"]),  # 0: source as a list
+            ("code", "mlflow.log_metric('m', 1)\n"),  # 1: source as a string
+            {"cell_type": "code", "metadata": {}, "outputs": []},  # 2: no source key
+            {"cell_type": "code", "source": None},  # 3: null source
+            {"cell_type": "code", "source": 42},  # 4: not text
             {"cell_type": "code", "source": ["x = 1\n", None, 7, "mlflow.set_tag('t', 1)\n"]},  # 5
-            {"cell_type": "markdown"},                                       # 6: markdown, no source
-            {"cell_type": "code", "source": ""},                             # 7: empty
+            {"cell_type": "markdown"},  # 6: markdown, no source
+            {"cell_type": "code", "source": ""},  # 7: empty
         ]
     )
     document = json.loads(v4)
@@ -683,7 +730,8 @@ def test_notebook_with_10_000_cells(tmp_path: Path) -> None:
     assert_rest_analysed(result)
     assert_outcome(result, "many.ipynb", FileStatus.ok, None)
     assert sorted_findings(result.findings) == [
-        finding("many.ipynb", 1, 1, "mlflow.log_params", C.params, cell=count - 1), SIBLING_FINDING
+        finding("many.ipynb", 1, 1, "mlflow.log_params", C.params, cell=count - 1),
+        SIBLING_FINDING,
     ]
 
 
@@ -701,25 +749,35 @@ REPOSITORY_CASES = {
     "no-default-branch": (_no_default_branch, None, RunStatus.error, "the repository has no commits"),
     "not-a-repository": (
         lambda root: (root.mkdir(), (root / "x.py").write_text(CALL), root)[-1],
-        None, RunStatus.clone_failed, "is not a git repository",
+        None,
+        RunStatus.clone_failed,
+        "is not a git repository",
     ),
     "a-file": (lambda root: (root.write_text(CALL), root)[-1], None, RunStatus.clone_failed, "is not a git repository"),
     "missing-path": (lambda root: root, None, RunStatus.clone_failed, "does not exist"),
     "unknown-revision": (
         lambda root: make_repo(root, {SIBLING: SIBLING_SOURCE}).path,
-        "no-such-branch", RunStatus.error, "revision 'no-such-branch' not found",
+        "no-such-branch",
+        RunStatus.error,
+        "revision 'no-such-branch' not found",
     ),
     "revision-names-a-blob": (
         lambda root: make_repo(root, {SIBLING: SIBLING_SOURCE}).path,
-        "HEAD:train.py", RunStatus.error, "revision 'HEAD:train.py' not found",
+        "HEAD:train.py",
+        RunStatus.error,
+        "revision 'HEAD:train.py' not found",
     ),
     "bad-reflog-selector": (
         lambda root: make_repo(root, {SIBLING: SIBLING_SOURCE}).path,
-        "@{-1}", RunStatus.error, "revision '@{-1}' not found",
+        "@{-1}",
+        RunStatus.error,
+        "revision '@{-1}' not found",
     ),
     "option-like-revision": (
         lambda root: make_repo(root, {SIBLING: SIBLING_SOURCE}).path,
-        "--output=pwned", RunStatus.error, "revision '--output=pwned' not found",
+        "--output=pwned",
+        RunStatus.error,
+        "revision '--output=pwned' not found",
     ),
 }
 

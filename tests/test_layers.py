@@ -36,8 +36,12 @@ def _imports(path: Path) -> list[str]:
 
 
 def _modules() -> list[Path]:
-    return [path for folder in ("miner", "schema", "workers") for path in (ROOT / folder).rglob("*.py")
-            if "migrations" not in path.parts]
+    return [
+        path
+        for folder in ("miner", "schema", "workers")
+        for path in (ROOT / folder).rglob("*.py")
+        if "migrations" not in path.parts
+    ]
 
 
 def test_no_module_imports_a_later_stage() -> None:
@@ -57,8 +61,17 @@ def test_no_module_imports_a_later_stage() -> None:
 
 
 def test_the_detection_core_is_pure() -> None:
-    allowed_prefixes = ("miner.analyse.detect", "miner.analyse.sources", "miner.core.rules", "miner.core.domain", "miner.core.paths",
-                        "libcst", "__future__", "yaml", "importlib")
+    allowed_prefixes = (
+        "miner.analyse.detect",
+        "miner.analyse.sources",
+        "miner.core.rules",
+        "miner.core.domain",
+        "miner.core.paths",
+        "libcst",
+        "__future__",
+        "yaml",
+        "importlib",
+    )
     stdlib_io = {"os", "subprocess", "socket", "sqlalchemy", "sqlmodel", "celery", "schema", "git", "requests"}
     impure = []
     for path in [*(ROOT / "miner/analyse/detect").rglob("*.py"), ROOT / "miner/analyse/sources.py"]:
@@ -74,4 +87,7 @@ def test_the_checker_sees_a_wrong_way_import(tmp_path: Path) -> None:
     module.write_text("from miner.present.stats import compute_stats\nimport schema.store\n")
     imported = _imports(module)
     assert [name for name in imported if _stage(name) in ("present", "schema")] == [
-        "miner.present.stats", "miner.present.stats.compute_stats", "schema.store"]
+        "miner.present.stats",
+        "miner.present.stats.compute_stats",
+        "schema.store",
+    ]

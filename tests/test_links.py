@@ -9,20 +9,25 @@ from miner.present.web.links import commit_url, file_url, finding_url, location,
 GITHUB = "https://github.com"
 
 
-def finding(path: str, *, line: int = 7, cell: int | None = None, commit: str | None = "c0ffee",
-            repository: str = "acme/lab") -> dict:
+def finding(
+    path: str, *, line: int = 7, cell: int | None = None, commit: str | None = "c0ffee", repository: str = "acme/lab"
+) -> dict:
     return {"repository": repository, "commit": commit, "path": path, "line": line, "cell": cell}
 
 
-@pytest.mark.parametrize(("path", "expected"), [
-    ("train.py", "https://github.com/acme/lab/blob/c0ffee/train.py#L7"),
-    ("src/my dir/run #1.py", "https://github.com/acme/lab/blob/c0ffee/src/my%20dir/run%20%231.py#L7"),
-    ("données/expérience.py",
-     "https://github.com/acme/lab/blob/c0ffee/donn%C3%A9es/exp%C3%A9rience.py#L7"),
-    ("100%?.py", "https://github.com/acme/lab/blob/c0ffee/100%25%3F.py#L7"),
-    ("<script>alert(1)</script>.py",
-     "https://github.com/acme/lab/blob/c0ffee/%3Cscript%3Ealert%281%29%3C/script%3E.py#L7"),
-])
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("train.py", "https://github.com/acme/lab/blob/c0ffee/train.py#L7"),
+        ("src/my dir/run #1.py", "https://github.com/acme/lab/blob/c0ffee/src/my%20dir/run%20%231.py#L7"),
+        ("données/expérience.py", "https://github.com/acme/lab/blob/c0ffee/donn%C3%A9es/exp%C3%A9rience.py#L7"),
+        ("100%?.py", "https://github.com/acme/lab/blob/c0ffee/100%25%3F.py#L7"),
+        (
+            "<script>alert(1)</script>.py",
+            "https://github.com/acme/lab/blob/c0ffee/%3Cscript%3Ealert%281%29%3C/script%3E.py#L7",
+        ),
+    ],
+)
 def test_a_finding_links_to_its_line_at_the_commit(path: str, expected: str) -> None:
     assert finding_url(GITHUB, finding(path)) == expected
 

@@ -32,7 +32,10 @@ def _make(*args: str, env: dict[str, str] | None = None, timeout_s: float = 300)
     inherited = {key: value for key, value in os.environ.items() if key not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
     return subprocess.run(
         ["make", "--no-print-directory", "-C", str(ROOT), *args],
-        env={**inherited, **(env or {})}, capture_output=True, text=True, timeout=timeout_s,
+        env={**inherited, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
     )
 
 
@@ -58,8 +61,13 @@ def test_make_run_crawls_a_github_compatible_server_and_prints_the_stats(tmp_pat
 
 
 def test_make_run_offline_ends_with_one_line_saying_github_could_not_be_reached(tmp_path: Path) -> None:
-    env = crawl_env("http://127.0.0.1:9", f"sqlite:///{tmp_path / 'miner.db'}", tmp_path / "work",
-                    MINER_GITHUB__MAX_RETRIES="1", MINER_GITHUB__BACKOFF_BASE_S="0.01")
+    env = crawl_env(
+        "http://127.0.0.1:9",
+        f"sqlite:///{tmp_path / 'miner.db'}",
+        tmp_path / "work",
+        MINER_GITHUB__MAX_RETRIES="1",
+        MINER_GITHUB__BACKOFF_BASE_S="0.01",
+    )
     done = _make_run(env)
     assert done.returncode != 0
     assert done.stdout == ""
@@ -90,7 +98,7 @@ def test_a_second_make_run_installs_nothing(tmp_path: Path) -> None:
     venv = _venv_folder(tmp_path)
     first = _planned("run", f"VENV={venv}")
     assert any(f"{venv}/bin/python -m pip" in line and "install -e ." in line for line in first), first
-    (venv / ".installed-run").touch()   # what the first run leaves, newer than pyproject.toml
+    (venv / ".installed-run").touch()  # what the first run leaves, newer than pyproject.toml
     assert _planned("run", f"VENV={venv}") == [f"{venv}/bin/miner crawl", f"{venv}/bin/miner stats"]
 
 
@@ -98,7 +106,7 @@ def test_make_test_installs_the_test_extra_once_and_it_serves_make_run_too(tmp_p
     venv = _venv_folder(tmp_path)
     assert any("install -e '.[test]'" in line for line in _planned("test", f"VENV={venv}"))
     (venv / ".installed-test").touch()
-    (venv / ".installed-run").touch()   # the test install's recipe touches both stamps
+    (venv / ".installed-run").touch()  # the test install's recipe touches both stamps
     assert _planned("test", f"VENV={venv}", "PYTEST_ARGS=-x tests/test_docs.py") == [
         f"VENV={venv} bash scripts/test.sh -x tests/test_docs.py"
     ]
@@ -116,14 +124,21 @@ def test_a_changed_pyproject_reinstalls(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(not Path("/usr/bin/python3").exists(), reason="no system python3 here")
 def test_the_venv_is_made_from_the_system_python3_where_it_exists(tmp_path: Path) -> None:
-    system_is_new_enough = subprocess.run(
-        ["/usr/bin/python3", "-c", "import sys; sys.exit(sys.version_info < (3, 11))"]).returncode == 0
+    system_is_new_enough = (
+        subprocess.run(["/usr/bin/python3", "-c", "import sys; sys.exit(sys.version_info < (3, 11))"]).returncode == 0
+    )
     if not system_is_new_enough:
         pytest.skip("/usr/bin/python3 is older than 3.11, so the Makefile falls back to python3")
     venv = tmp_path / "fresh"
     # the Makefile's own choice, whatever PYTHON the environment running the tests carries
-    environment = {key: value for key, value in os.environ.items()
-                   if key not in ("PYTHON", "MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
-    planned = subprocess.run(["make", "--no-print-directory", "-C", str(ROOT), "-n", "run", f"VENV={venv}"],
-                             env=environment, capture_output=True, text=True, timeout=60)
+    environment = {
+        key: value for key, value in os.environ.items() if key not in ("PYTHON", "MAKEFLAGS", "MFLAGS", "MAKELEVEL")
+    }
+    planned = subprocess.run(
+        ["make", "--no-print-directory", "-C", str(ROOT), "-n", "run", f"VENV={venv}"],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert f"/usr/bin/python3 -m venv {venv}" in planned.stdout, planned.stdout

@@ -48,8 +48,7 @@ def test_a_first_session_migrates_an_empty_sqlite_file(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'fresh.db'}"
     with open_session(url) as session:
         tables = set(inspect(session.get_bind()).get_table_names())
-    assert {"repository", "crawl", "miningrun", "fileresult", "finding",
-            "alembic_version"} <= tables
+    assert {"repository", "crawl", "miningrun", "fileresult", "finding", "alembic_version"} <= tables
     with make_engine(url).connect() as connection:
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
@@ -58,8 +57,10 @@ def test_a_first_session_migrates_an_empty_sqlite_file(tmp_path: Path) -> None:
 
 def _migrate_in_processes(url: str, processes: int = 3) -> None:
     code = "import sys; from schema.db import upgrade; upgrade(sys.argv[1])"
-    started = [subprocess.Popen([sys.executable, "-c", code, url], cwd=ROOT,
-                                stderr=subprocess.PIPE, text=True) for _ in range(processes)]
+    started = [
+        subprocess.Popen([sys.executable, "-c", code, url], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+        for _ in range(processes)
+    ]
     failures = [p.stderr.read() for p in started if p.wait() != 0]
     assert failures == []
 
@@ -139,33 +140,48 @@ def test_upgrading_a_version_1_database_marks_its_findings_and_summaries_v1(empt
     with engine.connect() as connection:
         command.upgrade(alembic_config(connection), "0002")
         connection.commit()
-        connection.execute(text(
-            "INSERT INTO repository (id, full_name, topics, archived, fork, first_seen_at) "
-            "VALUES (1, 'a/b', '[]', false, false, '2026-11-01 00:00:00')"))
-        connection.execute(text(
-            "INSERT INTO miningrun (id, repository_id, commit_sha, started_at, finished_at, status, "
-            "files_seen, files_analysed, files_unparsable, files_skipped, bytes_analysed, duration_s, "
-            "rules_version, tool_version, latest, apis_used, client_calls, other_calls) VALUES "
-            "(1, 1, 'abc', '2026-11-01 00:00:00', '2026-11-01 00:01:00', 'ok', 1, 1, 0, 0, 10, 1.0, "
-            "'2026.11-1', '0.1.0', true, 'log_param', 1, 0)"))
-        connection.execute(text(
-            "INSERT INTO finding (mining_run_id, path, line, \"column\", api, category, qualified_name, "
-            "disabling, via_client) VALUES (1, 't.py', 1, 1, 'log_param', 'params', 'mlflow.log_param', "
-            "false, false), (1, 't.py', 2, 1, 'log_param', 'client', "
-            "'mlflow.client.MlflowClient.log_param', false, true)"))
-        connection.execute(text(
-            "INSERT INTO runusage (mining_run_id, api, calls, client_calls, other_calls, used, latest) "
-            "VALUES (1, 'log_param', 2, 1, 0, 1, true)"))
+        connection.execute(
+            text(
+                "INSERT INTO repository (id, full_name, topics, archived, fork, first_seen_at) "
+                "VALUES (1, 'a/b', '[]', false, false, '2026-11-01 00:00:00')"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO miningrun (id, repository_id, commit_sha, started_at, finished_at, status, "
+                "files_seen, files_analysed, files_unparsable, files_skipped, bytes_analysed, duration_s, "
+                "rules_version, tool_version, latest, apis_used, client_calls, other_calls) VALUES "
+                "(1, 1, 'abc', '2026-11-01 00:00:00', '2026-11-01 00:01:00', 'ok', 1, 1, 0, 0, 10, 1.0, "
+                "'2026.11-1', '0.1.0', true, 'log_param', 1, 0)"
+            )
+        )
+        connection.execute(
+            text(
+                'INSERT INTO finding (mining_run_id, path, line, "column", api, category, qualified_name, '
+                "disabling, via_client) VALUES (1, 't.py', 1, 1, 'log_param', 'params', 'mlflow.log_param', "
+                "false, false), (1, 't.py', 2, 1, 'log_param', 'client', "
+                "'mlflow.client.MlflowClient.log_param', false, true)"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO runusage (mining_run_id, api, calls, client_calls, other_calls, used, latest) "
+                "VALUES (1, 'log_param', 2, 1, 0, 1, true)"
+            )
+        )
         connection.commit()
     upgrade(empty_database_url)
     assert current_revision(empty_database_url) == head_revision()
     with engine.connect() as connection:
         assert connection.execute(text("SELECT rule FROM finding ORDER BY line")).scalars().all() == ["v1", "v1"]
-        assert connection.execute(text(
-            "SELECT calls_v1, client_calls_v1, other_calls_v1, used_v1 FROM runusage")).one() == (2, 1, 0, 1)
-        assert connection.execute(text(
-            "SELECT apis_used_v1, client_calls_v1, other_calls_v1 FROM miningrun")).one() == ("log_param", 1, 0)
+        assert connection.execute(
+            text("SELECT calls_v1, client_calls_v1, other_calls_v1, used_v1 FROM runusage")
+        ).one() == (2, 1, 0, 1)
+        assert connection.execute(
+            text("SELECT apis_used_v1, client_calls_v1, other_calls_v1 FROM miningrun")
+        ).one() == ("log_param", 1, 0)
         context = MigrationContext.configure(
-            connection, opts={"compare_type": True, "target_metadata": SQLModel.metadata})
+            connection, opts={"compare_type": True, "target_metadata": SQLModel.metadata}
+        )
         assert compare_metadata(context, SQLModel.metadata) == []
     engine.dispose()

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import libcst as cst
 import pytest
-
 from gitrepos import file_result, finding, findings_in, lines, mine_tree, notebook_v3, notebook_v4
+
 from miner.core.domain import Category, FileKind, FileStatus, MiningResult, RunStatus
 
 C = Category
@@ -93,15 +93,19 @@ def test_markdown_and_raw_cells_count_in_the_cell_index(tmp_path: Path) -> None:
 def test_imports_in_one_cell_bind_calls_in_later_cells(tmp_path: Path) -> None:
     notebook = notebook_v4(
         [
-            ("code", "import mlflow as mf\n"
-                     "from mlflow.tracking import MlflowClient\n"
-                     "from mlflow import log_metric as lm"),
+            (
+                "code",
+                "import mlflow as mf\nfrom mlflow.tracking import MlflowClient\nfrom mlflow import log_metric as lm",
+            ),
             ("markdown", "## Setup"),
             ("code", "client = MlflowClient()"),
-            ("code", "for epoch in range(3):\n"
-                     "    lm('loss', 1 / (epoch + 1))\n"
-                     "mf.set_experiment('nb')\n"
-                     "client.set_tag(rid, 'k', 'v')"),
+            (
+                "code",
+                "for epoch in range(3):\n"
+                "    lm('loss', 1 / (epoch + 1))\n"
+                "mf.set_experiment('nb')\n"
+                "client.set_tag(rid, 'k', 'v')",
+            ),
         ]
     )
     result = mine_notebook(tmp_path, notebook)
@@ -145,7 +149,7 @@ def test_cell_magic_cell_whose_body_is_not_python_is_ignored_entirely(tmp_path: 
             ("code", "%%bash\nimport mlflow\nmlflow.log_param('a', 1)\n"),
             ("code", "  %%bash\npip install mlflow\n"),
             ("code", "%%writefile config.yaml\nimport mlflow\n"),
-            ("code", "%%writefile\nimport mlflow\n"),          # no target at all
+            ("code", "%%writefile\nimport mlflow\n"),  # no target at all
             ("code", "%%html\n<b>import mlflow</b>\n"),
             ("code", "mlflow.log_metric('m', 2)\n"),  # `mlflow` is bound only inside those cells
             ("code", "import os\nos.getcwd()  # %%time inside a cell is not a cell magic\nmlflow.log_metric('n', 3)"),

@@ -12,9 +12,9 @@ import pytest
 
 import miner
 from miner.analyse.detect.detector import Detector
-from miner.core.rules import load_rules
 from miner.analyse.parser_tuning import collector_paused, node_classes, plain_init, tuned_parser
 from miner.analyse.sources import python_file
+from miner.core.rules import load_rules
 
 SNIPPETS = [
     "import mlflow as ml\nfrom mlflow import log_param as lp, log_metric\n\n"
@@ -33,18 +33,22 @@ SNIPPETS = [
 ]
 
 
-BUILT_BY_HAND = [   # nodes built with defaults: plain defaults and default factories
+BUILT_BY_HAND = [  # nodes built with defaults: plain defaults and default factories
     lambda: cst.Name("a"),
     lambda: cst.Call(cst.Name("f")),
     lambda: cst.AsName(cst.Name("x")),
     lambda: cst.ImportFrom(module=cst.Name("mlflow"), names=[cst.ImportAlias(cst.Name("log_param"))]),
-    lambda: cst.FunctionDef(cst.Name("f"), cst.Parameters(), cst.IndentedBlock([cst.SimpleStatementLine([cst.Pass()])])),
+    lambda: cst.FunctionDef(
+        cst.Name("f"), cst.Parameters(), cst.IndentedBlock([cst.SimpleStatementLine([cst.Pass()])])
+    ),
 ]
 
 
 def real_sources() -> list[str]:
     """The miner's and libcst's own modules: real code with every kind of statement there is."""
-    paths = sorted(Path(miner.__file__).parent.rglob("*.py")) + sorted((Path(cst.__file__).parent / "_nodes").glob("*.py"))
+    paths = sorted(Path(miner.__file__).parent.rglob("*.py")) + sorted(
+        (Path(cst.__file__).parent / "_nodes").glob("*.py")
+    )
     return [path.read_text(encoding="utf-8") for path in paths]
 
 
@@ -71,7 +75,7 @@ def test_tuned_parser_gives_the_same_findings() -> None:
     with tuned_parser(), collector_paused():
         tuned = [detector.analyse(source) for source in files]
     assert tuned == untuned
-    assert sum(len(analysis.findings) for analysis in tuned) >= 5   # the snippets do call the api
+    assert sum(len(analysis.findings) for analysis in tuned) >= 5  # the snippets do call the api
 
 
 def test_constructors_keep_their_signatures_and_defaults() -> None:
@@ -83,13 +87,13 @@ def test_constructors_keep_their_signatures_and_defaults() -> None:
         assert cst.Name in patched and cst.Call in patched and len(patched) > 200
         tuned_defaults = [repr(build()) for build in BUILT_BY_HAND]
         node = cst.Name("a")
-        node.value = "b"   # frozen-ness is what the tuning trades away inside the child
+        node.value = "b"  # frozen-ness is what the tuning trades away inside the child
     for cls, original in originals.items():
         assert vars(cls)["__init__"] is original
     # defaults and default factories fill the same fields with the same values
     assert tuned_defaults == [repr(build()) for build in BUILT_BY_HAND]
     with pytest.raises(dataclasses.FrozenInstanceError):
-        cst.Name("a").value = "b"   # type: ignore[misc]
+        cst.Name("a").value = "b"  # type: ignore[misc]
     # validation is back outside the block
     with pytest.raises(cst.CSTValidationError):
         cst.Name("not a name")

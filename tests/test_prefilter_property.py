@@ -10,9 +10,8 @@
 
 from __future__ import annotations
 
-import re
-
 import keyword
+import re
 from collections import Counter
 
 import libcst as cst
@@ -22,10 +21,10 @@ from hypothesis import strategies as st
 from libcst.metadata import MetadataWrapper, PositionProvider
 
 from miner.analyse.detect.detector import Detector, FileAnalysis
-from miner.core.rules import load_rules
 from miner.analyse.detect.walk import gather
-from miner.core.domain import Category
 from miner.analyse.sources import SourceFile
+from miner.core.domain import Category
+from miner.core.rules import load_rules
 
 DETECTOR = Detector(load_rules())
 VERSION_1 = Detector(load_rules(), spec_version=1)
@@ -101,8 +100,20 @@ TARGETS = st.one_of(IDENTIFIERS, st.sampled_from(["client", "self.client", "self
 
 
 APIS = st.sampled_from(
-    ["log_param", "log_metric", "log_metrics", "autolog", "start_run", "set_tag", "log_model", "infer_signature",
-     "fit", "join", "search_runs", "MlflowClient"]
+    [
+        "log_param",
+        "log_metric",
+        "log_metrics",
+        "autolog",
+        "start_run",
+        "set_tag",
+        "log_model",
+        "infer_signature",
+        "fit",
+        "join",
+        "search_runs",
+        "MlflowClient",
+    ]
 )
 FLAVORS = st.sampled_from(["sklearn", "pytorch", "tracking", "models", "client", "info"])
 
@@ -154,9 +165,33 @@ def statements(draw: st.DrawFn) -> list[str]:
     """One statement (possibly several physical lines) as a list of lines, unindented."""
     kind = draw(
         st.sampled_from(
-            ["import", "import-as", "from", "from-as", "from-star", "relative", "call", "call", "call",
-             "assign-call", "client", "client-call", "client-call", "ctor-call", "with", "comment", "string",
-             "docstring", "fstring", "decorated", "noise", "alias", "import-call", "getattr", "annotated"]
+            [
+                "import",
+                "import-as",
+                "from",
+                "from-as",
+                "from-star",
+                "relative",
+                "call",
+                "call",
+                "call",
+                "assign-call",
+                "client",
+                "client-call",
+                "client-call",
+                "ctor-call",
+                "with",
+                "comment",
+                "string",
+                "docstring",
+                "fstring",
+                "decorated",
+                "noise",
+                "alias",
+                "import-call",
+                "getattr",
+                "annotated",
+            ]
         )
     )
     module, member, alias = draw(MODULES), draw(MEMBERS), draw(IDENTIFIERS)
@@ -189,14 +224,18 @@ def statements(draw: st.DrawFn) -> list[str]:
         value = draw(st.one_of(IDENTIFIERS, callees(), constructors()))
         text = f"{alias} = {value}"
     elif kind == "import-call":
-        function = draw(st.sampled_from(["importlib.import_module", "import_module", "pytest.importorskip", "__import__"]))
+        function = draw(
+            st.sampled_from(["importlib.import_module", "import_module", "pytest.importorskip", "__import__"])
+        )
         text = f"{alias} = {function}('{module}')"
     elif kind == "getattr":  # version 2: getattr with a computed (or a literal) name
         name = draw(st.sampled_from(["flavor", "'sklearn'", "f'{x}'", "name + '_x'"]))
         base = draw(st.one_of(BOUND_NAMES, IDENTIFIERS, st.just("mlflow.sklearn")))
         text = f"getattr({base}, {name}).{draw(APIS)}{draw(ARGUMENTS)}"
     elif kind == "annotated":  # version 2: parameters annotated with the client class
-        annotation = draw(st.one_of(constructors(), constructors().map(lambda c: f"'{c}'"), st.just("Optional[MlflowClient]")))
+        annotation = draw(
+            st.one_of(constructors(), constructors().map(lambda c: f"'{c}'"), st.just("Optional[MlflowClient]"))
+        )
         parameter = draw(st.one_of(st.just("client"), IDENTIFIERS))
         body = f"return {draw(st.one_of(st.just(parameter), TARGETS))}.{draw(MEMBERS)}{draw(ARGUMENTS)}".split("\n")
         return [f"def {alias}_fn({parameter}: {annotation}, *rest):", *("\0" + line for line in body)]
@@ -445,7 +484,7 @@ TRICKY_SOURCES: dict[str, tuple[str, list[tuple[int, int, str]]]] = {
         [(2, 17, "set_tag")],
     ),
     "fstrings-pep701": (
-        "import mlflow\nmsg = f\"{f\"{mlflow.log_param('a', 1)}\"} and {mlflow.active_run()!r:>10}\"\n",
+        'import mlflow\nmsg = f"{f"{mlflow.log_param(\'a\', 1)}"} and {mlflow.active_run()!r:>10}"\n',
         [(2, 13, "log_param"), (2, 46, "active_run")],
     ),
     "comments-semicolons-and-blank-lines": (

@@ -21,6 +21,7 @@ from usage_corpus import (
     seed,
 )
 
+from miner.cli import app
 from miner.present.charts import (
     GENERIC_AUTOLOG,
     Chart,
@@ -28,9 +29,8 @@ from miner.present.charts import (
     findings_buckets,
     render_charts,
 )
-from miner.cli import app
-from miner.present.report import write_report
 from miner.present.findings import finding_rows
+from miner.present.report import write_report
 from miner.present.stats import compute_stats
 from schema.filters import Filters
 
@@ -55,9 +55,7 @@ def cli_env(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     return database_url
 
 
-def test_report_command_writes_a_self_contained_page_and_pngs(
-    session: Session, cli_env: str, tmp_path: Path
-) -> None:
+def test_report_command_writes_a_self_contained_page_and_pngs(session: Session, cli_env: str, tmp_path: Path) -> None:
     seed(session)
     out = tmp_path / "report"
 
@@ -67,7 +65,7 @@ def test_report_command_writes_a_self_contained_page_and_pngs(
     page = (out / "index.html").read_text("utf-8")
     # the headline share, its n and its interval, as computed by hand (5 of 7; Wilson 35.9-91.8 %)
     assert 'id="headline-share">71.4 %<' in page
-    assert "n = 7" in page and f"<strong id=\"headline-count\">{HEADLINE}</strong>" in page
+    assert "n = 7" in page and f'<strong id="headline-count">{HEADLINE}</strong>' in page
     assert "35.9 %" in page and "91.8 %" in page
     # every chart embedded and written, the same bytes
     embedded = dict(re.findall(r'id="chart-(\w+)" alt="[^"]*" src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page))
@@ -99,8 +97,7 @@ def test_report_escapes_what_repositories_contain(session: Session, tmp_path: Pa
 def test_report_command_takes_the_shared_filters(session: Session, cli_env: str, tmp_path: Path) -> None:
     seed(session)
 
-    result = RUNNER.invoke(app, ["report", "--out", str(tmp_path / "r"), "--exclude-forks",
-                                 "--min-stars", "1"])
+    result = RUNNER.invoke(app, ["report", "--out", str(tmp_path / "r"), "--exclude-forks", "--min-stars", "1"])
 
     assert result.exit_code == 0, result.output
     page = (tmp_path / "r" / "index.html").read_text("utf-8")
@@ -117,8 +114,9 @@ def test_report_command_takes_the_shared_filters(session: Session, cli_env: str,
 def test_report_with_filters(session: Session, tmp_path: Path) -> None:
     crawls = seed(session)
 
-    files = write_report(session=session, rules=RULES, out_dir=tmp_path / "crawl1",
-                         filters=Filters(crawl_id=crawls["crawl1"]))
+    files = write_report(
+        session=session, rules=RULES, out_dir=tmp_path / "crawl1", filters=Filters(crawl_id=crawls["crawl1"])
+    )
 
     page = files.index.read_text("utf-8")
     share = 100 * CRAWL1_HEADLINE / CRAWL1_N
@@ -138,8 +136,7 @@ def test_report_of_an_empty_database(session: Session, cli_env: str, tmp_path: P
         assert_png(path.read_bytes(), path)
 
 
-def test_report_into_an_unwritable_place_is_one_line(session: Session, cli_env: str,
-                                                      tmp_path: Path) -> None:
+def test_report_into_an_unwritable_place_is_one_line(session: Session, cli_env: str, tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
 
@@ -151,6 +148,7 @@ def test_report_into_an_unwritable_place_is_one_line(session: Session, cli_env: 
 
 
 # ------------------------------------------------------------------------------- chart data
+
 
 def test_autolog_by_flavor_counts_repositories_that_switch_it_on(session: Session) -> None:
     seed(session)
@@ -164,8 +162,19 @@ def test_autolog_by_flavor_counts_repositories_that_switch_it_on(session: Sessio
 def test_findings_per_repository_buckets() -> None:
     buckets = findings_buckets([0, 1, 1, 2, 3, 5, 6, 33, 500, 501, 10_000])
 
-    assert buckets == {"0": 1, "1": 2, "2": 1, "3-5": 2, "6-10": 1, "11-20": 0, "21-50": 1,
-                       "51-100": 0, "101-200": 0, "201-500": 1, ">500": 2}
+    assert buckets == {
+        "0": 1,
+        "1": 2,
+        "2": 1,
+        "3-5": 2,
+        "6-10": 1,
+        "11-20": 0,
+        "21-50": 1,
+        "51-100": 0,
+        "101-200": 0,
+        "201-500": 1,
+        ">500": 2,
+    }
     assert sum(findings_buckets([]).values()) == 0
 
 
@@ -178,5 +187,5 @@ def test_charts_follow_the_data(session: Session) -> None:
 
     assert set(full) == set(Chart)
     assert all(empty[chart] != full[chart] for chart in Chart)
-    assert full == again                                          # deterministic bytes
+    assert full == again  # deterministic bytes
     assert render_charts(session=session, rules=RULES, charts=[Chart.trend]).keys() == {Chart.trend}

@@ -11,10 +11,10 @@ import pytest
 
 from miner.analyse import sandbox as sandbox_mod
 from miner.analyse.detect.detector import Detector
-from miner.core.rules import load_rules
 from miner.analyse.sandbox import ParserSandbox, close_shared_sandbox, shared_sandbox
-from miner.core.settings import LimitSettings
 from miner.analyse.sources import python_file
+from miner.core.rules import load_rules
+from miner.core.settings import LimitSettings
 from tests.gitrepos import make_repo, mine
 
 RULES = load_rules()
@@ -37,8 +37,15 @@ def test_repositories_mined_in_a_row_share_one_child(tmp_path: Path) -> None:
     child = shared_sandbox(RULES, LimitSettings().parse_timeout_s, LimitSettings().parse_memory_mb)
     assert child.children_started == 1
     assert [sorted((f.path, f.line, f.api) for f in r.findings) for r in results] == [
-        sorted([("train.py", 2, "log_param"), ("train.py", 3, "log_metric"),
-                (f"m{i}.py", 2, "log_param"), (f"m{i}.py", 3, "log_metric")]) for i in range(4)
+        sorted(
+            [
+                ("train.py", 2, "log_param"),
+                ("train.py", 3, "log_metric"),
+                (f"m{i}.py", 2, "log_param"),
+                (f"m{i}.py", 3, "log_metric"),
+            ]
+        )
+        for i in range(4)
     ]
 
 
@@ -46,7 +53,7 @@ def test_the_child_is_replaced_after_its_quota_of_files() -> None:
     detector = Detector(RULES)
     with ParserSandbox(detector, timeout_s=30, recycle_after_files=3) as sandbox:
         analyses = [sandbox.analyse(source(i)) for i in range(7)]
-        assert sandbox.children_started == 3      # files 1-3, 4-6, 7
+        assert sandbox.children_started == 3  # files 1-3, 4-6, 7
     assert analyses == [detector.analyse(source(i)) for i in range(7)]
     assert all(len(a.findings) == 2 for a in analyses)
 
@@ -56,7 +63,7 @@ def test_other_settings_get_their_own_child() -> None:
     assert shared_sandbox(RULES, 30.0) is first
     second = shared_sandbox(RULES, 45.0)
     assert second is not first and second.timeout_s == 45.0
-    assert first._process is None           # the replaced one was closed
+    assert first._process is None  # the replaced one was closed
 
 
 def _analyse_in_fork(queue: multiprocessing.Queue) -> None:

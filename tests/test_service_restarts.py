@@ -72,15 +72,17 @@ def _reference_crawl(tmp_path: Path, env: dict[str, str]) -> str:
     sqlite_url = f"sqlite:///{tmp_path / 'reference.db'}"
     reference_env = {key: value for key, value in env.items() if key != "MINER_BROKER_URL"}
     reference_env["MINER_DATABASE_URL"] = sqlite_url
-    reference = start_miner(["crawl", "--topic", TOPIC, "--workers", "1"], reference_env,
-                            tmp_path / "reference.log", tmp_path)
+    reference = start_miner(
+        ["crawl", "--topic", TOPIC, "--workers", "1"], reference_env, tmp_path / "reference.log", tmp_path
+    )
     reference.popen.wait(timeout=180)
     assert reference.popen.returncode == 0, reference.diagnostics()
     return sqlite_url
 
 
-def _crawl_through(tmp_path: Path, database_url: str, redis_server: PrivateRedis,
-                   fault: Callable[[Callable[[], None]], None]) -> tuple[list[CorpusRepo], Process]:
+def _crawl_through(
+    tmp_path: Path, database_url: str, redis_server: PrivateRedis, fault: Callable[[Callable[[], None]], None]
+) -> tuple[list[CorpusRepo], Process]:
     """Crawl with one worker; while the held repository's clone is in flight, call
     `fault(release)`, where `release` lets the clone go on. Returns the corpus and the worker
     (its log tells how it lived through the fault)."""
@@ -88,14 +90,16 @@ def _crawl_through(tmp_path: Path, database_url: str, redis_server: PrivateRedis
     processes: list[Process] = []
     with FakeGithub() as fake, GitHttpServer(held.http_root) as git_http:
         git_http.hold(held.slow.path)
-        register(fake, held.everything,
-                 url_of=lambda repo: git_http.url_for(repo.path) if repo is held.slow else repo.url)
+        register(
+            fake, held.everything, url_of=lambda repo: git_http.url_for(repo.path) if repo is held.slow else repo.url
+        )
         env = _env(tmp_path, fake, database_url, redis_server)
         try:
             worker = start_worker("restarts", env, tmp_path)
             processes.append(worker)
-            crawl = start_miner(["crawl", "--topic", TOPIC, "--wait", "--format", "json"], env,
-                                tmp_path / "crawl.log", tmp_path)
+            crawl = start_miner(
+                ["crawl", "--topic", TOPIC, "--wait", "--format", "json"], env, tmp_path / "crawl.log", tmp_path
+            )
             processes.append(crawl)
             wait_for(git_http.arrived.is_set, 120, "the slow repository's clone to reach the server")
             fault(git_http.release)
@@ -119,21 +123,23 @@ def _assert_one_ok_run_each_and_same_stats(database_url: str, everything: list[C
     ), {run.error for run in runs}
     crawl = crawl_row(database_url)
     assert (crawl["status"], crawl["found"], crawl["enqueued"], crawl["runs_done"], crawl["runs_ok"]) == (
-        "ok", len(everything), len(everything), len(everything), len(everything)
+        "ok",
+        len(everything),
+        len(everything),
+        len(everything),
+        len(everything),
     )
     assert stats_document(database_url) == stats_document(reference_url)
 
 
-def test_redis_restarted_mid_crawl_the_crawl_finishes_with_the_same_runs(
-    tmp_path: Path, empty_postgres: str
-) -> None:
+def test_redis_restarted_mid_crawl_the_crawl_finishes_with_the_same_runs(tmp_path: Path, empty_postgres: str) -> None:
     with PrivateRedis(tmp_path / "redis") as redis_server:
         queued_before: list[int] = []
 
         def restart_redis(release: Callable[[], None]) -> None:
             queued_before.append(redis_server.queue_length("celery"))
-            redis_server.kill()               # kill -9: what survives is what the AOF holds
-            release()                         # the task in flight ends while the broker is gone
+            redis_server.kill()  # kill -9: what survives is what the AOF holds
+            release()  # the task in flight ends while the broker is gone
             time.sleep(3.0)
             redis_server.start()
 
@@ -148,10 +154,10 @@ def test_postgresql_restarted_mid_crawl_tasks_retry_and_the_store_stays_consiste
         database_url = postgres.url
 
         def restart_postgres(release: Callable[[], None]) -> None:
-            postgres.stop("immediate")        # connections cut as in a crash; recovery on start
+            postgres.stop("immediate")  # connections cut as in a crash; recovery on start
             assert not postgres.answers()
-            release()                         # the task in flight mines, then cannot store;
-            time.sleep(5.0)                   # the next ones cannot even load their repository
+            release()  # the task in flight mines, then cannot store;
+            time.sleep(5.0)  # the next ones cannot even load their repository
             postgres.start()
 
         _everything, worker = _crawl_through(tmp_path, database_url, redis_server, restart_postgres)
@@ -164,11 +170,15 @@ def test_a_broker_that_forgot_its_queue_is_resumed_by_crawling_again(tmp_path: P
     lost, and the next crawl enqueues exactly the repositories that have no run yet."""
     database_url = empty_postgres
     held = _held_corpus(tmp_path)
-    with PrivateRedis(tmp_path / "redis", persistent=False) as redis_server, FakeGithub() as fake, \
-            GitHttpServer(held.http_root) as git_http:
+    with (
+        PrivateRedis(tmp_path / "redis", persistent=False) as redis_server,
+        FakeGithub() as fake,
+        GitHttpServer(held.http_root) as git_http,
+    ):
         git_http.hold(held.slow.path)
-        register(fake, held.everything,
-                 url_of=lambda repo: git_http.url_for(repo.path) if repo is held.slow else repo.url)
+        register(
+            fake, held.everything, url_of=lambda repo: git_http.url_for(repo.path) if repo is held.slow else repo.url
+        )
         env = _env(tmp_path, fake, database_url, redis_server)
         worker = start_worker("forgetful", env, tmp_path)
         try:
@@ -178,23 +188,28 @@ def test_a_broker_that_forgot_its_queue_is_resumed_by_crawling_again(tmp_path: P
             wait_for(git_http.arrived.is_set, 120, "the slow repository's clone to reach the server")
             queued = redis_server.queue_length("celery")
             redis_server.kill()
-            redis_server.start()                       # empty: the queued tasks are gone
-            git_http.release()                         # the task in flight still stores its run
+            redis_server.start()  # empty: the queued tasks are gone
+            git_http.release()  # the task in flight still stores its run
             wait_for(lambda: len(run_rows(database_url)) == SLOW_POSITION + 1, 120, "the task in flight to store")
             assert queued == CORPUS_SIZE - SLOW_POSITION and redis_server.queue_length("celery") == 0
-            lost = {repo.full_name for repo in held.everything[SLOW_POSITION + 1:]}
+            lost = {repo.full_name for repo in held.everything[SLOW_POSITION + 1 :]}
             assert lost.isdisjoint(run.full_name for run in run_rows(database_url))
-            assert crawl_row(database_url)["status"] == "running"   # its lost tasks never report
+            assert crawl_row(database_url)["status"] == "running"  # its lost tasks never report
 
-            again = start_miner(["crawl", "--topic", TOPIC, "--wait", "--format", "json"], env,
-                                tmp_path / "again.log", tmp_path)
+            again = start_miner(
+                ["crawl", "--topic", TOPIC, "--wait", "--format", "json"], env, tmp_path / "again.log", tmp_path
+            )
             again.popen.wait(timeout=180)
             assert again.popen.returncode == 0, again.diagnostics() + worker.output()
         finally:
             worker.stop()
         second = crawl_row(database_url)
         assert (second["found"], second["enqueued"], second["unchanged"], second["runs_ok"], second["status"]) == (
-            CORPUS_SIZE + 1, len(lost), SLOW_POSITION + 1, len(lost), "ok"
+            CORPUS_SIZE + 1,
+            len(lost),
+            SLOW_POSITION + 1,
+            len(lost),
+            "ok",
         )
         sqlite_url = _reference_crawl(tmp_path, env)
     runs = run_rows(database_url)

@@ -16,7 +16,7 @@ version 2 rule (the `rule` each finding records). Worked out by hand:
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -24,45 +24,64 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 from typer.testing import CliRunner
 
-from miner.present.api import create_app
-from miner.cli import app
-from miner.core.rules import load_rules
 from miner import __version__
+from miner.cli import app
 from miner.core.domain import Category, FileKind, FileResult, FileStatus, Finding, MiningResult, RunStatus
+from miner.core.rules import load_rules
 from miner.core.settings import load_settings
+from miner.present.api import create_app
 from miner.present.findings import finding_rows
 from miner.present.repositories import count_repositories, repository_rows
 from miner.present.stats import compute_stats
+from schema.filters import Filters
+from schema.models import MiningRun, RunUsage
 from schema.repositories import upsert_repository
 from schema.runs import save_run
 from schema.summaries import rebuild_summaries
-from schema.filters import Filters
-from schema.models import MiningRun, RunUsage
 
 RULES = load_rules()
-T0 = datetime(2026, 12, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 12, 1, tzinfo=UTC)
 ALIAS, GETATTR, ANNOTATED = "assignment-alias", "getattr-dynamic", "annotated-client-param"
 
 
-def call(api: str, rule: str = "v1", *, line: int = 1, flavor: str | None = None,
-         disabling: bool = False) -> Finding:
+def call(api: str, rule: str = "v1", *, line: int = 1, flavor: str | None = None, disabling: bool = False) -> Finding:
     qualified = f"mlflow.{flavor}.{api}" if flavor else f"mlflow.{api}"
-    return Finding(path="train.py", line=line, column=1, qualified_name=qualified, api=api,
-                   category=RULES.category_of(api), flavor=flavor, disabling=disabling, rule=rule)
+    return Finding(
+        path="train.py",
+        line=line,
+        column=1,
+        qualified_name=qualified,
+        api=api,
+        category=RULES.category_of(api),
+        flavor=flavor,
+        disabling=disabling,
+        rule=rule,
+    )
 
 
 def client_call(api: str, rule: str = "v1") -> Finding:
-    return Finding(path="train.py", line=9, column=5, qualified_name=f"mlflow.client.MlflowClient.{api}",
-                   api=api, category=Category.client, via_client=True, rule=rule)
+    return Finding(
+        path="train.py",
+        line=9,
+        column=5,
+        qualified_name=f"mlflow.client.MlflowClient.{api}",
+        api=api,
+        category=Category.client,
+        via_client=True,
+        rule=rule,
+    )
 
 
 CORPUS = {
     "acme/plain": [call("log_param")],
     "acme/annotated": [client_call("search_runs", ANNOTATED), call("set_tracking_uri", line=2)],
     "acme/magic": [call("log_metric", "%%writefile"), call("autolog", "%%writefile", line=2)],
-    "acme/mixed": [call("log_param"), call("log_param", ALIAS, line=2),
-                   call("autolog", line=3, disabling=True),
-                   call("autolog", GETATTR, line=4, flavor="<dynamic>")],
+    "acme/mixed": [
+        call("log_param"),
+        call("log_param", ALIAS, line=2),
+        call("autolog", line=3, disabling=True),
+        call("autolog", GETATTR, line=4, flavor="<dynamic>"),
+    ],
     "acme/config": [call("set_experiment")],
 }
 
@@ -71,12 +90,19 @@ CORPUS = {
 def corpus(session: Session) -> Session:
     for minutes, (name, findings) in enumerate(CORPUS.items()):
         started = T0 + timedelta(minutes=minutes)
-        result = MiningResult(name, f"sha-{minutes}", RunStatus.ok, started, started + timedelta(seconds=3),
-                              files=[FileResult("train.py", FileKind.py, FileStatus.ok, parsed=True)],
-                              findings=list(findings))
+        result = MiningResult(
+            name,
+            f"sha-{minutes}",
+            RunStatus.ok,
+            started,
+            started + timedelta(seconds=3),
+            files=[FileResult("train.py", FileKind.py, FileStatus.ok, parsed=True)],
+            findings=list(findings),
+        )
         repository = upsert_repository(session=session, full_name=name)
-        save_run(session=session, repository=repository, result=result,
-                       rules_version=RULES.version, tool_version="test")
+        save_run(
+            session=session, repository=repository, result=result, rules_version=RULES.version, tool_version="test"
+        )
     return session
 
 
@@ -93,10 +119,26 @@ def figures(stats: dict) -> dict:
     }
 
 
-SPEC_2 = {"spec": 2, "headline": 3, "log_param": (2, 3), "log_metric": (1, 1), "autolog": (2, 3),
-          "client": 1, "autolog_category": 2, "other": 0}
-SPEC_1 = {"spec": 1, "headline": 2, "log_param": (2, 2), "log_metric": (0, 0), "autolog": (0, 1),
-          "client": 0, "autolog_category": 0, "other": 0}
+SPEC_2 = {
+    "spec": 2,
+    "headline": 3,
+    "log_param": (2, 3),
+    "log_metric": (1, 1),
+    "autolog": (2, 3),
+    "client": 1,
+    "autolog_category": 2,
+    "other": 0,
+}
+SPEC_1 = {
+    "spec": 1,
+    "headline": 2,
+    "log_param": (2, 2),
+    "log_metric": (0, 0),
+    "autolog": (0, 1),
+    "client": 0,
+    "autolog_category": 0,
+    "other": 0,
+}
 
 
 def test_save_run_folds_the_version_1_findings_apart(corpus: Session) -> None:
@@ -128,8 +170,10 @@ def test_findings_and_repositories_under_spec_1(corpus: Session) -> None:
     version_1 = finding_rows(session=corpus, filters=Filters(spec=1))
     assert {row["rule"] for row in version_1} == {"v1"} and len(version_1) == 5
     headline_2 = [row["full_name"] for row in repository_rows(session=corpus, rules=RULES, uses=["headline"])]
-    headline_1 = [row["full_name"] for row in repository_rows(
-        session=corpus, rules=RULES, uses=["headline"], filters=Filters(spec=1))]
+    headline_1 = [
+        row["full_name"]
+        for row in repository_rows(session=corpus, rules=RULES, uses=["headline"], filters=Filters(spec=1))
+    ]
     assert (headline_2, headline_1) == (["acme/magic", "acme/mixed", "acme/plain"], ["acme/mixed", "acme/plain"])
     assert count_repositories(session=corpus, rules=RULES, uses=["client"], filters=Filters(spec=1)) == 0
     rows = {row["full_name"]: row for row in repository_rows(session=corpus, rules=RULES, filters=Filters(spec=1))}
@@ -141,8 +185,9 @@ def test_an_unknown_spec_version_is_refused() -> None:
         Filters(spec=3)
 
 
-def test_cli_stats_findings_and_export_take_spec(corpus: Session, database_url: str, tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_stats_findings_and_export_take_spec(
+    corpus: Session, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MINER_CONFIG", str(tmp_path / "absent.yaml"))
     monkeypatch.setenv("MINER_DATABASE_URL", database_url)
@@ -184,6 +229,11 @@ def test_api_takes_spec(corpus: Session, database_url: str, tmp_path: Path, monk
 def test_version_names_the_rules_and_spec_versions() -> None:
     result = CliRunner().invoke(app, ["version", "--format", "json"])
     assert result.exit_code == 0
-    assert json.loads(result.stdout) == {"tool": "mlflow-miner", "version": __version__, "rules": "mlflow",
-                                         "rules_version": RULES.version, "spec_version": 2}
+    assert json.loads(result.stdout) == {
+        "tool": "mlflow-miner",
+        "version": __version__,
+        "rules": "mlflow",
+        "rules_version": RULES.version,
+        "spec_version": 2,
+    }
     assert "detection spec version 2" in CliRunner().invoke(app, ["version"]).stdout

@@ -56,13 +56,14 @@ def _stop_mid_task(tmp_path: Path, database_url: str, *, kill_after_s: float | N
         try:
             first = start_worker("first", {**env, MARKER: "first"}, tmp_path)
             processes.append(first)
-            crawl = start_miner(["crawl", "--topic", TOPIC, "--wait", "--format", "json"], env,
-                                tmp_path / "crawl.log", tmp_path)
+            crawl = start_miner(
+                ["crawl", "--topic", TOPIC, "--wait", "--format", "json"], env, tmp_path / "crawl.log", tmp_path
+            )
             processes.append(crawl)
             wait_for(git_http.arrived.is_set, 120, "the held repository's clone to reach the server")
             assert len(with_marker(MARKER, "first")) >= 4, "main, pool child, parser child, git"
 
-            os.kill(first.popen.pid, signal.SIGTERM)       # the worker's main process only
+            os.kill(first.popen.pid, signal.SIGTERM)  # the worker's main process only
             if kill_after_s is None:
                 time.sleep(1.5)
                 assert first.alive(), "a warm shutdown waits for the running task"
@@ -74,12 +75,14 @@ def _stop_mid_task(tmp_path: Path, database_url: str, *, kill_after_s: float | N
                 os.kill(first.popen.pid, signal.SIGKILL)
                 first.popen.wait(timeout=10)
                 # still held: nothing but the mechanism can end the pool child, parser and git
-                wait_for(lambda: not with_marker(MARKER, "first"), 10,
-                         "every process the killed worker started to be gone")
+                wait_for(
+                    lambda: not with_marker(MARKER, "first"), 10, "every process the killed worker started to be gone"
+                )
                 assert not [run for run in run_rows(database_url) if run.full_name == held.full_name]
                 git_http.release()
-            wait_for(lambda: not with_marker(MARKER, "first"), 10,
-                     "every process the stopped worker started to be gone")
+            wait_for(
+                lambda: not with_marker(MARKER, "first"), 10, "every process the stopped worker started to be gone"
+            )
 
             second = start_worker("second", {**env, MARKER: "second"}, tmp_path)
             processes.append(second)

@@ -28,9 +28,33 @@ from gitrepos import make_repo
 
 ROOT = Path(__file__).resolve().parent.parent
 WRITE_FLAGS = ("O_WRONLY", "O_RDWR", "O_CREAT", "O_TRUNC")
-TRACED = ("open", "openat", "creat", "mkdir", "mkdirat", "rename", "renameat", "renameat2", "unlink",
-          "unlinkat", "rmdir", "link", "linkat", "symlink", "symlinkat", "truncate", "chmod", "fchmodat",
-          "utimensat", "chdir", "fchdir", "clone", "clone3", "fork", "vfork")
+TRACED = (
+    "open",
+    "openat",
+    "creat",
+    "mkdir",
+    "mkdirat",
+    "rename",
+    "renameat",
+    "renameat2",
+    "unlink",
+    "unlinkat",
+    "rmdir",
+    "link",
+    "linkat",
+    "symlink",
+    "symlinkat",
+    "truncate",
+    "chmod",
+    "fchmodat",
+    "utimensat",
+    "chdir",
+    "fchdir",
+    "clone",
+    "clone3",
+    "fork",
+    "vfork",
+)
 # Not file writes: the null device, and the kernel objects of multiprocessing's semaphores.
 NOT_FILES = (re.compile(r"^/dev/null$"), re.compile(r"^/dev/shm/sem\.[\w.-]+$"))
 
@@ -60,8 +84,9 @@ class Write:
 
 def _unescape(text: str) -> str:
     """strace -xx prints every string byte as \\xNN."""
-    return os.fsdecode(re.sub(rb"\\x([0-9a-f]{2})", lambda m: bytes([int(m.group(1), 16)]),
-                              text.encode()).replace(b'\\"', b'"'))
+    return os.fsdecode(
+        re.sub(rb"\\x([0-9a-f]{2})", lambda m: bytes([int(m.group(1), 16)]), text.encode()).replace(b'\\"', b'"')
+    )
 
 
 def _strings(args: str) -> list[str]:
@@ -71,7 +96,7 @@ def _strings(args: str) -> list[str]:
 def _dirfds(args: str) -> list[str | None]:
     """Directory arguments as strace -y shows them: AT_FDCWD, or `N</path>`."""
     found = []
-    for match in re.finditer(r'(AT_FDCWD|\d+<((?:[^>\\]|\\.)*)>)', args):
+    for match in re.finditer(r"(AT_FDCWD|\d+<((?:[^>\\]|\\.)*)>)", args):
         found.append(None if match.group(1) == "AT_FDCWD" else _unescape(match.group(2)))
     return found
 
@@ -107,7 +132,7 @@ def written_paths(log: Path, first_cwd: str) -> list[Write]:
             return os.path.normpath(os.path.join(base or cwd[pid], path))
 
         if name in ("clone", "clone3", "fork", "vfork") and result not in ("?", "-1") and int(result) > 0:
-            cwd.setdefault(int(result), cwd[pid])     # unless the child already spoke (and chdir-ed)
+            cwd.setdefault(int(result), cwd[pid])  # unless the child already spoke (and chdir-ed)
         elif name == "chdir" and result == "0":
             cwd[pid] = absolute(_strings(args)[0])
         elif name == "fchdir" and result == "0":
@@ -137,8 +162,12 @@ def written_paths(log: Path, first_cwd: str) -> list[Write]:
 
 def _outside(writes: list[Write], work: Path) -> list[Write]:
     inside = str(work)
-    return [w for w in writes if not (w.path == inside or w.path.startswith(inside + os.sep))
-            and not any(pattern.match(w.path) for pattern in NOT_FILES)]
+    return [
+        w
+        for w in writes
+        if not (w.path == inside or w.path.startswith(inside + os.sep))
+        and not any(pattern.match(w.path) for pattern in NOT_FILES)
+    ]
 
 
 def _hostile_repo(root: Path, marker: Path) -> Path:
@@ -172,17 +201,23 @@ def test_mining_writes_only_inside_its_work_folder_and_removes_it_on_every_outco
     allow_partial_clone(good.path)
     empty = repos / "empty"
     git.Repo.init(empty).close()
-    noise = "".join(random.Random(3).choices(string.ascii_letters, k=400_000))   # does not compress
+    noise = "".join(random.Random(3).choices(string.ascii_letters, k=400_000))  # does not compress
     big = make_repo(repos / "big", {"data.py": f"X = '{noise}'\n"})
-    slow_parse = make_repo(repos / "slow-parse", {
-        "slow.py": "import mlflow\nx = 1" + "+1" * 10_000 + "\nmlflow.log_param('a', 1)\n",
-        "train.py": "import mlflow\nmlflow.log_param('b', 2)\n",
-    })
+    slow_parse = make_repo(
+        repos / "slow-parse",
+        {
+            "slow.py": "import mlflow\nx = 1" + "+1" * 10_000 + "\nmlflow.log_param('a', 1)\n",
+            "train.py": "import mlflow\nmlflow.log_param('b', 2)\n",
+        },
+    )
     allow_partial_clone(slow_parse.path)
-    crash = make_repo(repos / "crash", {
-        "deep.py": "import mlflow\nx = " + "(" * 10_000 + "1" + ")" * 10_000 + "\n",
-        "train.py": "import mlflow\nmlflow.log_param('b', 2)\n",
-    })
+    crash = make_repo(
+        repos / "crash",
+        {
+            "deep.py": "import mlflow\nx = " + "(" * 10_000 + "1" + ")" * 10_000 + "\n",
+            "train.py": "import mlflow\nmlflow.log_param('b', 2)\n",
+        },
+    )
     allow_partial_clone(crash.path)
     hostile = _hostile_repo(repos / "hostile", marker)
     held = make_repo(tmp_path / "http" / "held", {"train.py": "import mlflow\n"})
@@ -202,16 +237,39 @@ def test_mining_writes_only_inside_its_work_folder_and_removes_it_on_every_outco
             ("hostile", hostile.as_uri(), {}),
         ]
         env = {
-            "PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1",
-            "HOME": str(home), "TMPDIR": str(tmpdir), "XDG_CONFIG_HOME": str(home / ".config"),
-            "XDG_CACHE_HOME": str(home / ".cache"), "MINER_CONFIG": str(cwd / "absent.yaml"),
+            "PATH": os.environ["PATH"],
+            "PYTHONPATH": str(ROOT),
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "HOME": str(home),
+            "TMPDIR": str(tmpdir),
+            "XDG_CONFIG_HOME": str(home / ".config"),
+            "XDG_CACHE_HOME": str(home / ".cache"),
+            "MINER_CONFIG": str(cwd / "absent.yaml"),
             "GIT_CONFIG_NOSYSTEM": "1",
         }
         log = tmp_path / "strace.log"
         traced = subprocess.run(
-            [strace, "-f", "-qq", "-y", "-xx", "-o", str(log), "-e", "trace=" + ",".join(TRACED),
-             sys.executable, "-c", MINE_SERIES, json.dumps(cases), str(work)],
-            cwd=cwd, env=env, capture_output=True, text=True, timeout=600,
+            [
+                strace,
+                "-f",
+                "-qq",
+                "-y",
+                "-xx",
+                "-o",
+                str(log),
+                "-e",
+                "trace=" + ",".join(TRACED),
+                sys.executable,
+                "-c",
+                MINE_SERIES,
+                json.dumps(cases),
+                str(work),
+            ],
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
         )
         server.release()
     assert traced.returncode == 0, traced.stderr[-3000:]
@@ -219,16 +277,29 @@ def test_mining_writes_only_inside_its_work_folder_and_removes_it_on_every_outco
 
     # each outcome really happened
     assert {name: o["status"] for name, o in outcomes.items()} == {
-        "ok": "ok", "clone-failed": "clone_failed", "empty": "clone_failed", "too-large": "too_large",
-        "clone-timeout": "timeout", "private-or-404": "clone_failed", "parse-time-limit": "ok", "parser-crash": "ok", "hostile": "ok",
+        "ok": "ok",
+        "clone-failed": "clone_failed",
+        "empty": "clone_failed",
+        "too-large": "too_large",
+        "clone-timeout": "timeout",
+        "private-or-404": "clone_failed",
+        "parse-time-limit": "ok",
+        "parser-crash": "ok",
+        "hostile": "ok",
     }, outcomes
     assert outcomes["clone-failed"]["error"].endswith("does not appear to be a git repository")
-    assert outcomes["private-or-404"]["error"] == f"clone failed: repository '{server.url}/owner/private-repo/' not found"
+    assert (
+        outcomes["private-or-404"]["error"] == f"clone failed: repository '{server.url}/owner/private-repo/' not found"
+    )
     assert outcomes["parse-time-limit"]["files"]["slow.py"] == ["unparsable", "parser time limit: no result within 2 s"]
     assert outcomes["parser-crash"]["files"]["deep.py"][0] == "unparsable"
     assert outcomes["hostile"]["files"]["passwd.py"] == ["skipped", "symbolic link (not followed)"]
     assert {path: status for path, (status, _) in outcomes["hostile"]["files"].items() if path.endswith(".py")} == {
-        "train.py": "ok", "-rf.py": "ok", "a..b/x.py": "ok", "passwd.py": "skipped", "up.py": "skipped",
+        "train.py": "ok",
+        "-rf.py": "ok",
+        "a..b/x.py": "ok",
+        "passwd.py": "skipped",
+        "up.py": "skipped",
         "loop.py": "skipped",
     }
 
@@ -256,8 +327,24 @@ def test_the_trace_reader_sees_writes_outside(tmp_path: Path) -> None:
         f"subprocess.run(['touch', 'from-child'], cwd={str(tmp_path)!r}, check=True)\n"
     )
     log = tmp_path / "strace.log"
-    subprocess.run([strace, "-f", "-qq", "-y", "-xx", "-o", str(log), "-e", "trace=" + ",".join(TRACED),
-                    sys.executable, "-c", script], cwd=cwd, check=True)
+    subprocess.run(
+        [
+            strace,
+            "-f",
+            "-qq",
+            "-y",
+            "-xx",
+            "-o",
+            str(log),
+            "-e",
+            "trace=" + ",".join(TRACED),
+            sys.executable,
+            "-c",
+            script,
+        ],
+        cwd=cwd,
+        check=True,
+    )
     outside = {w.path for w in _outside(written_paths(log, str(cwd)), work)}
     assert {str(cwd / "relative.txt"), str(tmp_path / "made-by-chdir"), str(tmp_path / "from-child")} <= outside
     assert str(work / "inside.txt") not in outside

@@ -13,8 +13,9 @@ def parse_cron(expression: str) -> crontab:
     if len(fields) != 5:
         raise ValueError(f"cron needs 5 fields (minute hour day month weekday), got {expression!r}")
     minute, hour, day_of_month, month_of_year, day_of_week = fields
-    return crontab(minute=minute, hour=hour, day_of_month=day_of_month,
-                   month_of_year=month_of_year, day_of_week=day_of_week)
+    return crontab(
+        minute=minute, hour=hour, day_of_month=day_of_month, month_of_year=month_of_year, day_of_week=day_of_week
+    )
 
 
 def beat_schedule(settings: Settings) -> dict:

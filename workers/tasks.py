@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from sqlalchemy.exc import OperationalError
 
-from miner.orchestrate import jobs
-from miner.orchestrate.crawl import CrawlPlan
 from miner.acquire.github.errors import TransientGithubError
 from miner.core.settings import load_settings
+from miner.orchestrate import jobs
+from miner.orchestrate.crawl import CrawlPlan
 from schema.db import DatabaseUnavailable
 from workers.celery import app
 

@@ -24,8 +24,7 @@ SEED_WORDS = (b"log_param", b"log_metric", b"autolog")
 
 
 def grep_one(repo: Repo) -> int:
-    r = git(repo.git_dir, "grep", "-c", "mlflow", repo.commit, "--", "*.py", "*.ipynb",
-            capture_output=True)
+    r = git(repo.git_dir, "grep", "-c", "mlflow", repo.commit, "--", "*.py", "*.ipynb", capture_output=True)
     return sum(1 for line in r.stdout.splitlines() if line)
 
 
@@ -92,7 +91,7 @@ class ParsedFile:
     path: str
     kind: str
     cells: list[str]
-    imports_namespace: bool   # an import statement of the namespace can be in its text: we parse it
+    imports_namespace: bool  # an import statement of the namespace can be in its text: we parse it
 
 
 def parsed_files(repos: list[Repo], rules) -> list[ParsedFile]:
@@ -107,8 +106,15 @@ def parsed_files(repos: list[Repo], rules) -> list[ParsedFile]:
             except SourceError:
                 continue
             if any(source.mentions(ns) for ns in rules.namespaces):
-                out.append(ParsedFile(repo.name, blob.path, source.kind, [c for c in source.cells if c.strip()],
-                                      detector.needs_parse(source)))
+                out.append(
+                    ParsedFile(
+                        repo.name,
+                        blob.path,
+                        source.kind,
+                        [c for c in source.cells if c.strip()],
+                        detector.needs_parse(source),
+                    )
+                )
     return out
 
 
@@ -148,8 +154,7 @@ def pipeline_read(repos: list[Repo]) -> int:
     for repo in repos:
         with CommitReader(repo.git_dir, repo.commit) as reader:
             for entry in reader.entries():
-                if source_kind(entry.path) is None or is_vendored(entry.path) or entry.is_symlink \
-                        or entry.is_submodule:
+                if source_kind(entry.path) is None or is_vendored(entry.path) or entry.is_symlink or entry.is_submodule:
                     continue
                 if entry.size is None:
                     continue
@@ -172,16 +177,14 @@ def plumbing_read(repos: list[Repo]) -> int:
             meta, path_b = record.split(b"\t", 1)
             mode, kind, sha, size = meta.split()
             path = path_b.decode("utf-8", "surrogateescape")
-            if kind == b"blob" and size.isdigit() and source_kind(path) and not is_vendored(path) \
-                    and mode != b"120000":
+            if kind == b"blob" and size.isdigit() and source_kind(path) and not is_vendored(path) and mode != b"120000":
                 shas.append(sha)
         if shas:
-            batch = git(repo.git_dir, "cat-file", "--batch", input=b"\n".join(shas) + b"\n",
-                        capture_output=True).stdout
+            batch = git(repo.git_dir, "cat-file", "--batch", input=b"\n".join(shas) + b"\n", capture_output=True).stdout
             pos = 0
             for _ in shas:
                 end = batch.index(b"\n", pos)
                 size = int(batch[pos:end].split()[2])
-                total += len(batch[end + 1:end + 1 + size])
+                total += len(batch[end + 1 : end + 1 + size])
                 pos = end + 1 + size + 1
     return total

@@ -24,9 +24,18 @@ def run_clones(repos: list[Repo], tmp: Path) -> dict:
     hook.chmod(0o755)
     full_upload = UPLOAD_PACK.replace(" upload-pack", f" -c uploadpack.packObjectsHook={hook} upload-pack")
     keep_packed = ["-c", "fetch.unpackLimit=1", "-c", "transfer.unpackLimit=1"]  # all arrivals stay packs
-    figures = {"full_seconds": 0.0, "full_pack_bytes": 0, "full_disk_bytes": 0,
-               "partial_seconds": 0.0, "partial_clone_seconds": 0.0, "partial_fetch_seconds": 0.0,
-               "partial_pack_bytes": 0, "partial_disk_bytes": 0, "blobs_fetched": 0, "failures": []}
+    figures = {
+        "full_seconds": 0.0,
+        "full_pack_bytes": 0,
+        "full_disk_bytes": 0,
+        "partial_seconds": 0.0,
+        "partial_clone_seconds": 0.0,
+        "partial_fetch_seconds": 0.0,
+        "partial_pack_bytes": 0,
+        "partial_disk_bytes": 0,
+        "blobs_fetched": 0,
+        "failures": [],
+    }
 
     def packs(d: Path) -> int:
         return sum(p.stat().st_size for p in (d / "objects" / "pack").glob("*.pack"))
@@ -35,8 +44,21 @@ def run_clones(repos: list[Repo], tmp: Path) -> dict:
         url = f"file://{repo.git_dir.resolve()}"
         full, part = tmp / f"full-{i}.git", tmp / f"partial-{i}.git"
         t0 = time.perf_counter()
-        r = subprocess.run(["git", *keep_packed, "clone", "-q", "--bare", "--no-local", "--filter=blob:limit=4m",
-                            f"--upload-pack={full_upload}", url, str(full)], capture_output=True)
+        r = subprocess.run(
+            [
+                "git",
+                *keep_packed,
+                "clone",
+                "-q",
+                "--bare",
+                "--no-local",
+                "--filter=blob:limit=4m",
+                f"--upload-pack={full_upload}",
+                url,
+                str(full),
+            ],
+            capture_output=True,
+        )
         figures["full_seconds"] += time.perf_counter() - t0
         if r.returncode:
             figures["failures"].append(f"full {repo.name}: {r.stderr.decode()[-200:]}")
@@ -46,16 +68,47 @@ def run_clones(repos: list[Repo], tmp: Path) -> dict:
         shutil.rmtree(full, ignore_errors=True)
 
         t0 = time.perf_counter()
-        r = subprocess.run(["git", *keep_packed, "clone", "-q", "--bare", "--filter=blob:none", "--depth", "1",
-                            "--no-tags", f"--upload-pack={UPLOAD_PACK}", url, str(part)], capture_output=True)
+        r = subprocess.run(
+            [
+                "git",
+                *keep_packed,
+                "clone",
+                "-q",
+                "--bare",
+                "--filter=blob:none",
+                "--depth",
+                "1",
+                "--no-tags",
+                f"--upload-pack={UPLOAD_PACK}",
+                url,
+                str(part),
+            ],
+            capture_output=True,
+        )
         t1 = time.perf_counter()
         oids = sorted({b.sha for b in repo.analysed})
         if r.returncode == 0 and oids:
             # noop negotiation: otherwise the server sees our commit as a "have" and sends nothing
-            f = subprocess.run(["git", *keep_packed, "-c", "fetch.negotiationAlgorithm=noop", "--git-dir", str(part),
-                                "fetch", "-q", "--no-tags", "--no-write-fetch-head", "--filter=blob:none",
-                                f"--upload-pack={UPLOAD_PACK}", "origin", "--stdin"],
-                               input="\n".join(oids).encode(), capture_output=True)
+            f = subprocess.run(
+                [
+                    "git",
+                    *keep_packed,
+                    "-c",
+                    "fetch.negotiationAlgorithm=noop",
+                    "--git-dir",
+                    str(part),
+                    "fetch",
+                    "-q",
+                    "--no-tags",
+                    "--no-write-fetch-head",
+                    "--filter=blob:none",
+                    f"--upload-pack={UPLOAD_PACK}",
+                    "origin",
+                    "--stdin",
+                ],
+                input="\n".join(oids).encode(),
+                capture_output=True,
+            )
             if f.returncode:
                 figures["failures"].append(f"fetch {repo.name}: {f.stderr.decode()[-200:]}")
             figures["blobs_fetched"] += len(oids)

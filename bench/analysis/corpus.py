@@ -30,10 +30,10 @@ class Repo:
     name: str
     git_dir: Path
     commit: str
-    source_bytes: int = 0            # every .py/.ipynb blob of the tree, vendored or not (git grep's input)
+    source_bytes: int = 0  # every .py/.ipynb blob of the tree, vendored or not (git grep's input)
     source_files: int = 0
-    analysed: list[Blob] = field(default_factory=list)   # what the pipeline reads: not vendored, present
-    missing: list[str] = field(default_factory=list)     # .py/.ipynb paths whose blob the mirror lacks
+    analysed: list[Blob] = field(default_factory=list)  # what the pipeline reads: not vendored, present
+    missing: list[str] = field(default_factory=list)  # .py/.ipynb paths whose blob the mirror lacks
     git_dir_bytes: int = 0
 
     @property
@@ -99,13 +99,19 @@ def inventory(repo: Repo, limits: LimitSettings) -> None:
         if int(size) <= limit:
             wanted.append((path, sha, size))
     if wanted:
-        batch = git(repo.git_dir, "cat-file", "--batch", input="".join(s + "\n" for _, s, _ in wanted).encode(),
-                    capture_output=True, check=True).stdout
+        batch = git(
+            repo.git_dir,
+            "cat-file",
+            "--batch",
+            input="".join(s + "\n" for _, s, _ in wanted).encode(),
+            capture_output=True,
+            check=True,
+        ).stdout
         pos = 0
         for path, sha, _ in wanted:
             end = batch.index(b"\n", pos)
             header = batch[pos:end].split()
             size = int(header[2])
-            repo.analysed.append(Blob(path, sha, size, batch[end + 1:end + 1 + size]))
+            repo.analysed.append(Blob(path, sha, size, batch[end + 1 : end + 1 + size]))
             pos = end + 1 + size + 1
     repo.git_dir_bytes = dir_bytes(repo.git_dir)

@@ -33,7 +33,7 @@ class InProcessSandbox:
     def __init__(self, detector, timeout_s: float = 0.0, memory_mb: int = 0) -> None:
         self.detector = detector
 
-    def __enter__(self) -> "InProcessSandbox":
+    def __enter__(self) -> InProcessSandbox:
         return self
 
     def __exit__(self, *_: object) -> None:
@@ -65,16 +65,19 @@ def parse_in_process() -> Iterator[bool]:
         pipeline_mod.shared_sandbox = original  # type: ignore[attr-defined]
 
 
-def run_ours(repos: list[Repo], workers: int, per_repo: dict[str, float] | None = None
-             ) -> tuple[Timing, dict[str, MiningResult]]:
+def run_ours(
+    repos: list[Repo], workers: int, per_repo: dict[str, float] | None = None
+) -> tuple[Timing, dict[str, MiningResult]]:
     function = mine_item
     if workers <= 1 and per_repo is not None:  # in-process: a closure is fine and times each repo
+
         def function(item: tuple[str, str, str]) -> MiningResult:
             started = time.perf_counter()
             try:
                 return mine_item(item)
             finally:
                 per_repo[item[0]] = time.perf_counter() - started
+
     with timed() as t:
         results = {item[0]: result for item, result in run_parallel(function, [r.item for r in repos], workers)}
         close_shared_sandbox()  # inside the timing: the parser child's CPU is counted once it is reaped

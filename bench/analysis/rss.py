@@ -48,8 +48,11 @@ def _children_hwm(stop: threading.Event, peaks: dict[int, int], names: dict[int,
             except OSError:
                 continue
             # the parser sandbox is a fork of this python (no exec): name it by what it runs
-            name = " ".join(a.decode(errors="replace") for a in argv[:3]) if argv[0].startswith(b"git") \
+            name = (
+                " ".join(a.decode(errors="replace") for a in argv[:3])
+                if argv[0].startswith(b"git")
                 else "python (forked parser sandbox)"
+            )
             peaks[int(pid)] = max(peaks.get(int(pid), 0), hwm)
             names[int(pid)] = name
 
@@ -75,14 +78,28 @@ def rss_probe(git_dir: str, commit: str, name: str) -> None:
     by_name: dict[str, float] = {}
     for pid, kb in peaks.items():
         by_name[names[pid]] = max(by_name.get(names[pid], 0.0), kb / 1024)
-    print(json.dumps({"repo": name, "seconds": t.seconds, "files": len(result.files),
-                      "maxrss_mb": _vm_hwm_kb("self") / 1024, "after_imports_mb": before / 1024,
-                      "children_mb": sum(by_name.values()), "children": by_name}))
+    print(
+        json.dumps(
+            {
+                "repo": name,
+                "seconds": t.seconds,
+                "files": len(result.files),
+                "maxrss_mb": _vm_hwm_kb("self") / 1024,
+                "after_imports_mb": before / 1024,
+                "children_mb": sum(by_name.values()),
+                "children": by_name,
+            }
+        )
+    )
 
 
 def measure_rss(repo: Repo) -> dict:
-    r = subprocess.run([sys.executable, "-m", "bench.analysis", "--rss-probe", str(repo.git_dir), repo.commit,
-                        repo.name], capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2])
+    r = subprocess.run(
+        [sys.executable, "-m", "bench.analysis", "--rss-probe", str(repo.git_dir), repo.commit, repo.name],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
     try:
         return json.loads(r.stdout.strip().splitlines()[-1])
     except (IndexError, json.JSONDecodeError):

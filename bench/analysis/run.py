@@ -40,16 +40,26 @@ from miner.core.settings import LimitSettings
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m bench.analysis", description=bench.analysis.__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m bench.analysis",
+        description=bench.analysis.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_corpus_options(ap)
     ap.add_argument("--repos", type=int, default=None, help="only the first N repositories (quick run)")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
-    ap.add_argument("--semgrep", default=os.environ.get("SEMGREP") or (
-        DEFAULT_SEMGREP if Path(DEFAULT_SEMGREP).exists() else shutil.which("semgrep")))
+    ap.add_argument(
+        "--semgrep",
+        default=os.environ.get("SEMGREP")
+        or (DEFAULT_SEMGREP if Path(DEFAULT_SEMGREP).exists() else shutil.which("semgrep")),
+    )
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--repeat", type=int, default=2,
-                    help="runs of ours and of the plain parses; the fastest counts (noise only adds time)")
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=2,
+        help="runs of ours and of the plain parses; the fastest counts (noise only adds time)",
+    )
     ap.add_argument("--skip", action="append", default=[], choices=["clone", "semgrep", "parallel", "rss"])
     ap.add_argument("--rss-probe", nargs=3, metavar=("GIT_DIR", "COMMIT", "NAME"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -62,7 +72,10 @@ def main(argv: list[str] | None = None) -> int:
     load_at_start = os.getloadavg()
     rules, limits = load_rules(), LimitSettings()
     repos, not_found = load_corpus(args.corpus, args.repos_root, args.repos)
-    log = lambda msg: print(f"[{time.perf_counter() - run_started:6.1f}s] {msg}", file=sys.stderr, flush=True)
+
+    def log(msg: str) -> None:
+        print(f"[{time.perf_counter() - run_started:6.1f}s] {msg}", file=sys.stderr, flush=True)
+
     log(f"inventory of {len(repos)} repositories")
     for repo in repos:
         inventory(repo, limits)
@@ -82,14 +95,20 @@ def main(argv: list[str] | None = None) -> int:
     mine_item(smallest.item)
     cst.parse_module("import mlflow\nmlflow.log_param('a', 1)\n")
 
-    fig: dict = {"repositories": len(repos), "not_found": not_found, "analysed_files": analysed_files,
-                 "analysed_bytes": analysed_bytes, "source_bytes_all": source_bytes,
-                 "mlflow_files": mlflow_files, "missing_blobs": sum(len(r.missing) for r in repos)}
+    fig: dict = {
+        "repositories": len(repos),
+        "not_found": not_found,
+        "analysed_files": analysed_files,
+        "analysed_bytes": analysed_bytes,
+        "source_bytes_all": source_bytes,
+        "mlflow_files": mlflow_files,
+        "missing_blobs": sum(len(r.missing) for r in repos),
+    }
 
     log(f"ours, 1 process (best of {args.repeat})")
     per_repo: dict[str, float] = {}
     t_ours, results = None, {}
-    for _ in range(args.repeat):   # a shared machine's noise only ever adds time: keep the fastest
+    for _ in range(args.repeat):  # a shared machine's noise only ever adds time: keep the fastest
         times: dict[str, float] = {}
         t_run, run_results = run_ours(repos, 1, times)
         if t_ours is None or t_run.seconds < t_ours.seconds:
@@ -97,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     assert t_ours is not None
     files_parsed = sum(1 for res in results.values() for f in res.files if f.parsed)
     fig["ours_1p"] = t_ours.as_dict() | {
-        "files": sum(len(res.files) for res in results.values()), "files_parsed": files_parsed,
+        "files": sum(len(res.files) for res in results.values()),
+        "files_parsed": files_parsed,
         "findings": sum(len(res.findings) for res in results.values()),
         "bytes_analysed": sum(res.bytes_analysed for res in results.values()),
         "errors": {n: res.error for n, res in results.items() if res.error},
@@ -124,15 +144,18 @@ def main(argv: list[str] | None = None) -> int:
             "largest_share": max(durations) / sum(durations),
             "ideal_speedup_corpus_order": sum(durations) / makespan(durations, args.workers),
             "ideal_speedup_largest_first": sum(durations) / makespan(sorted(durations, reverse=True), args.workers),
-            "ideal_speedup_by_repository_size": sum(durations) / makespan([per_repo[r.name] for r in by_size], args.workers),
+            "ideal_speedup_by_repository_size": sum(durations)
+            / makespan([per_repo[r.name] for r in by_size], args.workers),
         }
     else:
         t_par = None
 
     log("breakdown (instrumented run)")
     bd_total, bd, bd_calls = run_breakdown(repos)
-    fig["breakdown"] = {"total_seconds": round(bd_total, 4),
-                        "stages": {k: {"seconds": round(v, 4), "calls": bd_calls[k]} for k, v in bd.items()}}
+    fig["breakdown"] = {
+        "total_seconds": round(bd_total, 4),
+        "stages": {k: {"seconds": round(v, 4), "calls": bd_calls[k]} for k, v in bd.items()},
+    }
 
     log("git grep, 1 and 2 processes (best of 3)")
     t_grep1 = best_of(3, lambda: run_grep(repos, 1))
@@ -143,21 +166,28 @@ def main(argv: list[str] | None = None) -> int:
     with timed() as t_seed:
         seed = seed_heuristic(repos)
     headline = set(rules.headline_apis)
-    ours_headline = {n for n, res in results.items()
-                     if any(f.api in headline and not f.disabling for f in res.findings)}
-    fig["seed"] = t_seed.as_dict() | {"flagged": sum(seed.values()), "ours_headline": len(ours_headline),
-                                      "agree": sum(1 for n, v in seed.items() if v == (n in ours_headline))}
+    ours_headline = {
+        n for n, res in results.items() if any(f.api in headline and not f.disabling for f in res.findings)
+    }
+    fig["seed"] = t_seed.as_dict() | {
+        "flagged": sum(seed.values()),
+        "ours_headline": len(ours_headline),
+        "agree": sum(1 for n, v in seed.items() if v == (n in ours_headline)),
+    }
 
     log("plain libcst parse")
     units = parse_units(repos, rules)
     parse_t: dict[str, Timing] = {}
     for key in ("py_all", "py_mlflow", "same_as_ours"):
         outcome: dict[str, int] = {}
-        repeat = 1 if key == "py_all" else args.repeat   # the two the targets divide by
+        repeat = 1 if key == "py_all" else args.repeat  # the two the targets divide by
         parse_t[key] = best_of(repeat, lambda: outcome.update(failures=parse_all(units[key])))
         failures = outcome["failures"]
-        fig[f"parse_{key}"] = parse_t[key].as_dict() | {"units": len(units[key]), "failures": failures,
-                                              "bytes": sum(len(u.encode("utf-8", "surrogatepass")) for u in units[key])}
+        fig[f"parse_{key}"] = parse_t[key].as_dict() | {
+            "units": len(units[key]),
+            "failures": failures,
+            "bytes": sum(len(u.encode("utf-8", "surrogatepass")) for u in units[key]),
+        }
 
     log("what-ifs: import prefilter, parse without validation, stdlib ast, git plumbing reads")
     files = parsed_files(repos, rules)
@@ -177,13 +207,14 @@ def main(argv: list[str] | None = None) -> int:
     with timed() as t_pl:
         pl_bytes = plumbing_read(repos)
     fig["whatif"] = {
-        "parsed_files": len(files), "no_import_files": len(no_import),
+        "parsed_files": len(files),
+        "no_import_files": len(no_import),
         "no_import_files_with_findings": sum(1 for f in no_import if (f.repo, f.path) in with_findings),
         "no_import_parse": t_noimp.as_dict(),
         "parse_without_validation": t_noval.as_dict() | {"failures": noval_failures},
         "parse_tuned": t_tuned.as_dict() | {"failures": tuned["failures"]},
-        "ast_parse_walk": t_ast.as_dict() | {"failures": ast_failures,
-                                             "libcst_failures": fig["parse_same_as_ours"]["failures"]},
+        "ast_parse_walk": t_ast.as_dict()
+        | {"failures": ast_failures, "libcst_failures": fig["parse_same_as_ours"]["failures"]},
         "pipeline_read": t_gp.as_dict() | {"bytes": gp_bytes},
         "plumbing_read": t_pl.as_dict() | {"bytes": pl_bytes},
     }
@@ -203,12 +234,16 @@ def main(argv: list[str] | None = None) -> int:
     if "rss" not in args.skip:
         log("peak RSS")
         largest = []  # by analysed bytes, by git dir size, by our mining time
-        for pick in (max(repos, key=lambda r: r.analysed_bytes), max(repos, key=lambda r: r.git_dir_bytes),
-                     max(repos, key=lambda r: per_repo[r.name])):
+        for pick in (
+            max(repos, key=lambda r: r.analysed_bytes),
+            max(repos, key=lambda r: r.git_dir_bytes),
+            max(repos, key=lambda r: per_repo[r.name]),
+        ):
             if all(pick is not r for r in largest):
                 largest.append(pick)
-        fig["rss"] = [measure_rss(r) | {"analysed_mb": r.analysed_bytes / MB, "git_dir_mb": r.git_dir_bytes / MB}
-                      for r in largest]
+        fig["rss"] = [
+            measure_rss(r) | {"analysed_mb": r.analysed_bytes / MB, "git_dir_mb": r.git_dir_bytes / MB} for r in largest
+        ]
 
     fig["load_average"] = {"start": load_at_start, "end": os.getloadavg()}
     fig["cpus"] = os.cpu_count()

@@ -41,8 +41,10 @@ def semgrep_rules(rules) -> str:
 
 def run_semgrep(repos: list[Repo], semgrep: str | None, tmp: Path, rules) -> dict:
     if not semgrep or not Path(semgrep).exists() and shutil.which(semgrep) is None:
-        return {"error": f"semgrep not found ({semgrep!r}); `pip install semgrep` (a venv at "
-                         f"{DEFAULT_SEMGREP} is what --semgrep defaults to)"}
+        return {
+            "error": f"semgrep not found ({semgrep!r}); `pip install semgrep` (a venv at "
+            f"{DEFAULT_SEMGREP} is what --semgrep defaults to)"
+        }
     root = tmp / "checkouts"
     root.mkdir()
     figures: dict = {}
@@ -55,8 +57,20 @@ def run_semgrep(repos: list[Repo], semgrep: str | None, tmp: Path, rules) -> dic
                 dest = root / f"r{i:03d}"
                 dest.mkdir()
                 archive = subprocess.Popen(
-                    ["git", "--literal-pathspecs", "--git-dir", str(repo.git_dir), "archive", "--format=tar",
-                     repo.commit, "--", *paths], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+                    [
+                        "git",
+                        "--literal-pathspecs",
+                        "--git-dir",
+                        str(repo.git_dir),
+                        "archive",
+                        "--format=tar",
+                        repo.commit,
+                        "--",
+                        *paths,
+                    ],
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL,
+                )
                 subprocess.run(["tar", "-x", "-C", str(dest)], stdin=archive.stdout, check=True)
                 archive.stdout.close()  # type: ignore[union-attr]
                 archive.wait()
@@ -64,9 +78,25 @@ def run_semgrep(repos: list[Repo], semgrep: str | None, tmp: Path, rules) -> dic
         (root / ".semgrepignore").write_text("")  # scan tests/, build/, ... too, as we do
         rule_file = tmp / "semgrep-rules.yaml"
         rule_file.write_text(semgrep_rules(rules))
-        cmd = [semgrep, "scan", "--config", str(rule_file), "--metrics", "off", "--disable-version-check",
-               "--no-git-ignore", "--jobs", "1", "--max-target-bytes", "0", "--timeout", "0", "--json",
-               "--quiet", "."]
+        cmd = [
+            semgrep,
+            "scan",
+            "--config",
+            str(rule_file),
+            "--metrics",
+            "off",
+            "--disable-version-check",
+            "--no-git-ignore",
+            "--jobs",
+            "1",
+            "--max-target-bytes",
+            "0",
+            "--timeout",
+            "0",
+            "--json",
+            "--quiet",
+            ".",
+        ]
         env = dict(os.environ, SEMGREP_ENABLE_VERSION_CHECK="0", SEMGREP_SEND_METRICS="off")
         with timed() as t:
             r = subprocess.run(cmd, cwd=root, capture_output=True, env=env)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 @dataclass
 class Timing:
     seconds: float = 0.0
-    cpu: float = 0.0       # user+sys of this process and of children waited for meanwhile
+    cpu: float = 0.0  # user+sys of this process and of children waited for meanwhile
 
     def as_dict(self) -> dict:
         return {"seconds": round(self.seconds, 4), "cpu_seconds": round(self.cpu, 4)}

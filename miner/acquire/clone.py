@@ -26,8 +26,8 @@ from pathlib import Path
 
 from miner.core.domain import RunStatus
 from miner.core.lifeline import HelperProcessKilled, dies_with_this_process
-from miner.core.settings import LimitSettings
 from miner.core.paths import is_vendored, path_text, source_kind
+from miner.core.settings import LimitSettings
 
 _SAFE_ENV = {
     "GIT_TERMINAL_PROMPT": "0",  # never wait for credentials
@@ -38,21 +38,25 @@ _SAFE_ENV = {
 
 # Command-line configuration outranks every config file, including the clone's own.
 _SAFE_CONFIG = (
-    "core.hooksPath=/dev/null",        # no hook runs, whatever a global config says
+    "core.hooksPath=/dev/null",  # no hook runs, whatever a global config says
     "core.fsmonitor=false",
-    "protocol.file.allow=always",      # tests and benchmarks serve file:// repositories
-    "protocol.ext.allow=never",        # ext:: would run a command named in the URL
+    "protocol.file.allow=always",  # tests and benchmarks serve file:// repositories
+    "protocol.ext.allow=never",  # ext:: would run a command named in the URL
     "submodule.recurse=false",
     "fetch.recurseSubmodules=false",
-    "gc.auto=0",                       # no background maintenance in a folder about to vanish
+    "gc.auto=0",  # no background maintenance in a folder about to vanish
     "maintenance.auto=false",
 )
 
 # git starts helpers of its own (remote-https, index-pack) that would outlive it: each git runs
 # under a shell that the kernel sends SIGTERM when our process dies (miner.core.lifeline), and that
 # then kills its whole process group, git's helpers included.
-_GROUP_GUARD = ["sh", "-c", 'trap "kill -KILL 0" TERM; exec 3<&0; "$@" <&3 3<&- & exec 3<&-; wait $!',
-                "miner-git"]   # POSIX sh (bash opens /dev/tty); stdin handed to git through fd 3
+_GROUP_GUARD = [
+    "sh",
+    "-c",
+    'trap "kill -KILL 0" TERM; exec 3<&0; "$@" <&3 3<&- & exec 3<&-; wait $!',
+    "miner-git",
+]  # POSIX sh (bash opens /dev/tty); stdin handed to git through fd 3
 # a shell reports a child killed by signal N as exit status 128 + N; git's own codes stop at 129
 _SIGNAL_EXIT_BASE = 128
 
@@ -73,9 +77,9 @@ class CloneError(RuntimeError):
 class Budget:
     """One deadline and one byte limit shared by every git process of a clone."""
 
-    deadline: float                 # time.monotonic() value
+    deadline: float  # time.monotonic() value
     timeout_s: float
-    watch: Path | None = None       # folder whose size is bounded
+    watch: Path | None = None  # folder whose size is bounded
     max_bytes: int | None = None
 
     @classmethod
@@ -143,7 +147,7 @@ def run_git(
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,
-            preexec_fn=dies_with_this_process(signal.SIGTERM),   # no git left fetching for a dead worker
+            preexec_fn=dies_with_this_process(signal.SIGTERM),  # no git left fetching for a dead worker
         )
     except OSError as exc:
         raise CloneError(f"cannot run git: {exc}", RunStatus.error) from None
@@ -161,8 +165,8 @@ def run_git(
         _check_size(budget, on_excess=lambda: _kill_group(process))
     _check_size(budget)
     killed_by = -process.returncode if process.returncode < 0 else process.returncode - _SIGNAL_EXIT_BASE
-    if killed_by > 1:   # our own kills raised above: this signal came from outside
-        _kill_group(process)     # its helpers (remote-https, index-pack) go with it
+    if killed_by > 1:  # our own kills raised above: this signal came from outside
+        _kill_group(process)  # its helpers (remote-https, index-pack) go with it
         raise HelperProcessKilled(f"git {args[0]} killed by signal {_signal_name(killed_by)}")
     return subprocess.CompletedProcess(
         process.args,
@@ -186,9 +190,7 @@ def _check_size(budget: Budget, on_excess: Callable[[], None] | None = None) -> 
     if size > budget.max_bytes:
         if on_excess is not None:
             on_excess()
-        raise CloneError(
-            f"clone exceeded {budget.max_bytes} bytes on disk ({size} bytes so far)", RunStatus.too_large
-        )
+        raise CloneError(f"clone exceeded {budget.max_bytes} bytes on disk ({size} bytes so far)", RunStatus.too_large)
 
 
 def _git_reason(done: subprocess.CompletedProcess) -> str:
@@ -198,7 +200,7 @@ def _git_reason(done: subprocess.CompletedProcess) -> str:
     for line in lines:
         for prefix in ("fatal: ", "error: "):
             if line.startswith(prefix):
-                return line[len(prefix):]
+                return line[len(prefix) :]
     return lines[-1] if lines else f"git exited {done.returncode}"
 
 
@@ -233,8 +235,20 @@ def clone_repository(
     extra = ["--upload-pack", upload_pack] if upload_pack else []
     if rev is None:
         done = run_git(
-            ["clone", "--bare", "--quiet", "--filter=blob:none", "--depth", "1", "--no-tags",
-             "--single-branch", *extra, "--", url, str(dest)],
+            [
+                "clone",
+                "--bare",
+                "--quiet",
+                "--filter=blob:none",
+                "--depth",
+                "1",
+                "--no-tags",
+                "--single-branch",
+                *extra,
+                "--",
+                url,
+                str(dest),
+            ],
             budget,
         )
         if done.returncode != 0:
@@ -257,18 +271,27 @@ def _clone_revision(url: str, dest: Path, rev: str, budget: Budget, extra: list[
         if done.returncode == 0:
             run_git(["remote", "add", "origin", url], budget, cwd=dest)
             done = run_git(
-                ["fetch", "--quiet", "--depth", "1", "--filter=blob:none", "--no-tags",
-                 "--no-write-fetch-head", *extra, "origin", rev],
-                budget, cwd=dest,
+                [
+                    "fetch",
+                    "--quiet",
+                    "--depth",
+                    "1",
+                    "--filter=blob:none",
+                    "--no-tags",
+                    "--no-write-fetch-head",
+                    *extra,
+                    "origin",
+                    rev,
+                ],
+                budget,
+                cwd=dest,
             )
             if done.returncode == 0:
                 run_git(["update-ref", "refs/heads/mined", rev], budget, cwd=dest)
                 run_git(["symbolic-ref", "HEAD", "refs/heads/mined"], budget, cwd=dest)
                 return rev
         _remove_tree(dest)
-    done = run_git(
-        ["clone", "--bare", "--quiet", "--filter=blob:none", *extra, "--", url, str(dest)], budget
-    )
+    done = run_git(["clone", "--bare", "--quiet", "--filter=blob:none", *extra, "--", url, str(dest)], budget)
     if done.returncode != 0:
         raise CloneError(f"clone failed: {_git_reason(done)}")
     commit = _resolve(dest, rev, budget)
@@ -305,7 +328,7 @@ def source_blob_ids(git_dir: Path, commit: str, budget: Budget) -> list[str]:
         mode, kind, oid = meta.decode("ascii").split()
         if kind != "blob" or mode == SYMLINK_MODE:
             continue
-        path = path_text(raw_path)   # the very text the pipeline will judge the path by
+        path = path_text(raw_path)  # the very text the pipeline will judge the path by
         if source_kind(path) is None or is_vendored(path):
             continue
         wanted[oid] = None
@@ -314,17 +337,13 @@ def source_blob_ids(git_dir: Path, commit: str, budget: Budget) -> list[str]:
 
 def missing_objects(git_dir: Path, commit: str, budget: Budget) -> set[str]:
     """Objects of the commit's tree the clone lacks, listed without fetching them."""
-    done = run_git(
-        ["rev-list", "--objects", "--no-walk", "--missing=print", commit], budget, cwd=git_dir
-    )
+    done = run_git(["rev-list", "--objects", "--no-walk", "--missing=print", commit], budget, cwd=git_dir)
     if done.returncode != 0:
         raise CloneError(f"cannot list the objects of {commit}: {_git_reason(done)}", RunStatus.error)
     return {line[1:].strip() for line in done.stdout.splitlines() if line.startswith("?")}
 
 
-def fetch_source_blobs(
-    git_dir: Path, commit: str, budget: Budget, *, upload_pack: str | None = None
-) -> list[str]:
+def fetch_source_blobs(git_dir: Path, commit: str, budget: Budget, *, upload_pack: str | None = None) -> list[str]:
     """Fetch the missing source blobs of `commit` in one request; returns the ids still missing.
 
     A server that ignored the filter sent every blob already, and nothing is fetched. Should the
@@ -344,11 +363,23 @@ def fetch_source_blobs(
     while batches:
         batch = batches.pop()
         done = run_git(
-            ["-c", "fetch.negotiationAlgorithm=noop", "fetch", "--quiet", "--no-tags",
-             "--no-write-fetch-head", "--recurse-submodules=no", "--no-auto-maintenance",
-             "--filter=blob:none", *(["--upload-pack", upload_pack] if upload_pack else []),
-             "--stdin", "origin"],
-            budget, cwd=git_dir, stdin_text="".join(f"{oid}\n" for oid in batch),
+            [
+                "-c",
+                "fetch.negotiationAlgorithm=noop",
+                "fetch",
+                "--quiet",
+                "--no-tags",
+                "--no-write-fetch-head",
+                "--recurse-submodules=no",
+                "--no-auto-maintenance",
+                "--filter=blob:none",
+                *(["--upload-pack", upload_pack] if upload_pack else []),
+                "--stdin",
+                "origin",
+            ],
+            budget,
+            cwd=git_dir,
+            stdin_text="".join(f"{oid}\n" for oid in batch),
         )
         if done.returncode == 0:
             continue

@@ -57,7 +57,7 @@ class TreeEntry:
     path: str
     mode: int
     sha: str
-    size: int | None = None      # None: a submodule, or a blob the object store lacks
+    size: int | None = None  # None: a submodule, or a blob the object store lacks
 
     @property
     def is_symlink(self) -> bool:
@@ -78,8 +78,12 @@ class BlobReader:
 
     def __init__(self, env: dict[str, str]) -> None:
         self._process = subprocess.Popen(
-            ["git", "cat-file", "--batch"], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL, preexec_fn=dies_with_this_process(),
+            ["git", "cat-file", "--batch"],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=dies_with_this_process(),
         )
 
     def read(self, sha: str) -> bytes:
@@ -94,7 +98,7 @@ class BlobReader:
         if not header.endswith(b"\n"):
             raise self._died()
         fields = header.split()
-        if len(fields) != 3:   # "<sha> missing", "<sha> ambiguous"
+        if len(fields) != 3:  # "<sha> missing", "<sha> ambiguous"
             raise ValueError(f"object {sha} is not in the object store")
         size = int(fields[2])
         data = process.stdout.read(size + 1)
@@ -154,8 +158,9 @@ class CommitReader:
         self._blobs: BlobReader | None = None
 
     def _git(self, args: list[str]) -> subprocess.CompletedProcess[bytes]:
-        done = subprocess.run(["git", *args], env=self._git_env, capture_output=True, check=False,
-                              preexec_fn=dies_with_this_process())
+        done = subprocess.run(
+            ["git", *args], env=self._git_env, capture_output=True, check=False, preexec_fn=dies_with_this_process()
+        )
         if done.returncode < 0:
             raise HelperProcessKilled(f"git {args[0]} killed by signal {signal.Signals(-done.returncode).name}")
         return done
@@ -171,7 +176,7 @@ class CommitReader:
             raise RevisionNotFound("the repository has no commits on its default branch (HEAD names no commit)")
         raise RevisionNotFound(f"revision {name!r} not found")
 
-    def __enter__(self) -> "CommitReader":
+    def __enter__(self) -> CommitReader:
         return self
 
     def __exit__(self, *_: object) -> None:

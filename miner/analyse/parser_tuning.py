@@ -25,9 +25,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 import gc
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any, Callable
+from typing import Any
 
 import libcst as cst
 from libcst._nodes.expression import _BaseParenthesizedNode
@@ -102,7 +102,7 @@ def _patches() -> tuple[Patch, ...]:
     forks parser children hands them the built constructors.
     """
     patches: list[Patch] = [(cst.CSTNode, "__post_init__", lambda self: None)]
-    original = vars(_BaseParenthesizedNode)["_parenthesize"]   # cached: built before any patch
+    original = vars(_BaseParenthesizedNode)["_parenthesize"]  # cached: built before any patch
     patches.append((_BaseParenthesizedNode, "_parenthesize", _parenthesize_fast_path(original)))
     for cls in node_classes():
         if not dataclasses.is_dataclass(cls) or "__init__" not in vars(cls):

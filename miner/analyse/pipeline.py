@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from miner.analyse.detect.detector import FileAnalysis
-from miner.core.rules import Rules
-from miner.core.domain import FileKind, FileResult, FileStatus, Finding, MiningResult, RunStatus
 from miner.analyse.gitread import CommitReader, RevisionNotFound, TreeEntry
-from miner.core.lifeline import HelperProcessKilled
 from miner.analyse.sandbox import shared_sandbox
-from miner.core.settings import LimitSettings
 from miner.analyse.sources import NotPythonSource, SourceError, SourceFile, is_lfs_pointer, load_source
+from miner.core.domain import FileKind, FileResult, FileStatus, Finding, MiningResult, RunStatus
+from miner.core.lifeline import HelperProcessKilled
 from miner.core.paths import is_vendored, source_kind
+from miner.core.rules import Rules
+from miner.core.settings import LimitSettings
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _skipped(entry: TreeEntry, kind: FileKind, reason: str, size: int = 0) -> FileResult:
@@ -42,7 +42,7 @@ def analyse_entry(
         return _skipped(entry, kind, "symbolic link (not followed)"), []
     if entry.is_submodule:
         return _skipped(entry, kind, "submodule (not fetched)"), []
-    if entry.size is None:   # git listed no size: the blob is not in the object store
+    if entry.size is None:  # git listed no size: the blob is not in the object store
         return _skipped(entry, kind, f"blob {entry.sha} missing from the object store"), []
     size = entry.size
     limit = limits.max_notebook_bytes if kind is FileKind.ipynb else limits.max_file_bytes
@@ -97,7 +97,7 @@ def mine_commit(
     except RevisionNotFound as exc:
         return MiningResult(full_name, None, RunStatus.error, started, _now(), error=str(exc))
     except HelperProcessKilled:
-        raise   # not the repository's doing: the caller tries again
+        raise  # not the repository's doing: the caller tries again
     except Exception as exc:  # not a repository, unreadable: a recorded outcome
         return MiningResult(
             full_name, None, RunStatus.clone_failed, started, _now(), error=f"{type(exc).__name__}: {exc}"

@@ -30,10 +30,10 @@ import time
 from multiprocessing.connection import Connection
 
 from miner.analyse.detect.detector import Detector, FileAnalysis, UnparsableCell
-from miner.core.rules import Rules
-from miner.core.lifeline import close_inherited_descriptors, die_with_parent, parent_is_gone
 from miner.analyse.parser_tuning import collector_paused, prepare, tune_parser
 from miner.analyse.sources import SourceFile
+from miner.core.lifeline import close_inherited_descriptors, die_with_parent, parent_is_gone
+from miner.core.rules import Rules
 
 
 def _limit_memory(extra_mb: int) -> None:
@@ -67,7 +67,7 @@ def _serve(connection: Connection, detector: Detector, memory_mb: int, parent_pi
                 continue
             source = connection.recv()
         except (EOFError, OSError):
-            return   # the parent closed its end, or died: either way nobody waits for us
+            return  # the parent closed its end, or died: either way nobody waits for us
         if source is None:
             return
         try:
@@ -112,7 +112,7 @@ class _Child:
             try:
                 pid, status = os.waitpid(self.pid, os.WNOHANG)
             except ChildProcessError:
-                self.exitcode = -signal.SIGKILL   # reaped elsewhere: gone, cause unknown
+                self.exitcode = -signal.SIGKILL  # reaped elsewhere: gone, cause unknown
                 return self.exitcode
             if pid != 0:
                 self.exitcode = os.waitstatus_to_exitcode(status)
@@ -138,8 +138,9 @@ class _Child:
 class ParserSandbox:
     """Analyses SourceFiles in a child process; a context manager, or shared via shared_sandbox()."""
 
-    def __init__(self, detector: Detector, timeout_s: float, memory_mb: int = 0,
-                 recycle_after_files: int = RECYCLE_AFTER_FILES) -> None:
+    def __init__(
+        self, detector: Detector, timeout_s: float, memory_mb: int = 0, recycle_after_files: int = RECYCLE_AFTER_FILES
+    ) -> None:
         self.detector = detector
         self.timeout_s = timeout_s
         self.memory_mb = memory_mb
@@ -151,7 +152,7 @@ class ParserSandbox:
         self._process: _Child | None = None
         self._connection: Connection | None = None
 
-    def __enter__(self) -> "ParserSandbox":
+    def __enter__(self) -> ParserSandbox:
         return self
 
     def __exit__(self, *_: object) -> None:

@@ -14,9 +14,9 @@ import re
 import tokenize
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Literal
+from typing import Any, Literal
 
-from miner.core.paths import is_vendored, source_kind
+from miner.core.paths import source_kind
 
 # Cell magics whose body IPython runs as Python (spec version 2, rule 1); `%%writefile` counts
 # when the file it writes is a .py file. Every other cell magic removes its whole cell.
@@ -73,7 +73,9 @@ def is_lfs_pointer(data: bytes) -> bool:
 def decode_python(data: bytes) -> str:
     """Decode a .py file as Python would (BOM, PEP 263 cookie, else UTF-8); strict."""
     if data.startswith(_WIDE_BOMS):
-        raise SourceError("UTF-16/UTF-32 text (byte order mark): Python reads source only in ASCII-compatible encodings")
+        raise SourceError(
+            "UTF-16/UTF-32 text (byte order mark): Python reads source only in ASCII-compatible encodings"
+        )
     if b"\x00" in data:
         raise SourceError("source contains NUL bytes")
     try:
@@ -93,14 +95,14 @@ def python_file(path: str, data: bytes) -> SourceFile:
     return SourceFile(path=path, kind="py", cells=(decode_python(data),), cell_indices=(None,))
 
 
-def _cell_source(cell: dict) -> str:
+def _cell_source(cell: dict[str, Any]) -> str:
     source = cell.get("source", cell.get("input", ""))
     if isinstance(source, list):
         return "".join(part for part in source if isinstance(part, str))
     return source if isinstance(source, str) else ""
 
 
-def notebook_cells(document: object) -> list[dict]:
+def notebook_cells(document: object) -> list[dict[str, Any]]:
     """All cells in order, nbformat 4 (`cells`) or 3 (`worksheets[].cells`, flattened)."""
     if not isinstance(document, dict):
         raise SourceError("notebook: top level is not a JSON object")
@@ -117,14 +119,15 @@ def notebook_cells(document: object) -> list[dict]:
     raise SourceError("notebook: no cells (neither nbformat 4 `cells` nor nbformat 3 `worksheets`)")
 
 
-def notebook_language(document: dict) -> str | None:
+def notebook_language(document: object) -> str | None:
     metadata = document.get("metadata") if isinstance(document, dict) else None
     if not isinstance(metadata, dict):
         return None
     for key in ("kernelspec", "language_info"):
         section = metadata.get(key)
         if isinstance(section, dict) and isinstance(section.get("language"), str):
-            return section["language"].lower()
+            language: str = section["language"]
+            return language.lower()
     return None
 
 
@@ -139,7 +142,7 @@ def notebook_file(path: str, data: bytes) -> SourceFile:
     except (ValueError, RecursionError) as exc:  # ValueError too: integers over 4,300 digits
         raise SourceError(f"notebook: {type(exc).__name__}: {exc}") from None
     cells = notebook_cells(document)
-    language = notebook_language(document)  # type: ignore[arg-type]
+    language = notebook_language(document)
     if language is not None and language != "python":
         raise NotPythonSource(f"notebook: kernel language is {language}, not python")
     sources: list[str] = []
@@ -152,8 +155,13 @@ def notebook_file(path: str, data: bytes) -> SourceFile:
         sources.append(strip_ipython(code))
         indices.append(index)
         magics.append(magic)
-    return SourceFile(path=path, kind="ipynb", cells=tuple(sources), cell_indices=tuple(indices),
-                      cell_magics=tuple(magics) if any(magics) else ())
+    return SourceFile(
+        path=path,
+        kind="ipynb",
+        cells=tuple(sources),
+        cell_indices=tuple(indices),
+        cell_magics=tuple(magics) if any(magics) else (),
+    )
 
 
 def _python_body_magic(line: str) -> str | None:
@@ -163,7 +171,7 @@ def _python_body_magic(line: str) -> str | None:
     if name in PYTHON_BODY_MAGICS:
         return f"%%{name}"
     if name == WRITEFILE_MAGIC and len(words) > 1 and words[-1].endswith(".py"):
-        return f"%%{name}"   # the target is the last word: `%%writefile -a train.py`
+        return f"%%{name}"  # the target is the last word: `%%writefile -a train.py`
     return None
 
 
@@ -195,9 +203,9 @@ def _indent_width(line: str) -> int:
 
 @dataclass(frozen=True)
 class _LineShape:
-    starts_statement: bool   # not inside brackets, a string, or after a backslash
-    code_tail: str           # last non-blank character outside strings and comments ("" if none)
-    magic: bool = False      # a line magic or shell escape, or a backslash continuation of one
+    starts_statement: bool  # not inside brackets, a string, or after a backslash
+    code_tail: str  # last non-blank character outside strings and comments ("" if none)
+    magic: bool = False  # a line magic or shell escape, or a backslash continuation of one
 
 
 def _scan(line: str, depth: int, quote: str | None) -> tuple[int, str | None, str]:
@@ -220,7 +228,7 @@ def _scan(line: str, depth: int, quote: str | None) -> tuple[int, str | None, st
         if ch == "#":
             break
         if ch in "\"'":
-            triple = line[i:i + 3]
+            triple = line[i : i + 3]
             quote = triple if triple in ('"""', "'''") else ch
             i += len(quote)
             continue
@@ -285,8 +293,9 @@ def strip_ipython(cell: str) -> str:
     removed = [_is_ipython_line(line, shape) for line, shape in zip(lines, shapes)]
     if not any(removed):
         return cell
-    kept_code = [not removed[i] and lines[i].strip() != "" and not lines[i].lstrip().startswith("#")
-                 for i in range(len(lines))]
+    kept_code = [
+        not removed[i] and lines[i].strip() != "" and not lines[i].lstrip().startswith("#") for i in range(len(lines))
+    ]
     result = list(lines)
     for i, is_removed in enumerate(removed):
         if not is_removed:
@@ -314,5 +323,3 @@ def load_source(path: str, data: bytes) -> SourceFile:
     if kind == "ipynb":
         return notebook_file(path, data)
     raise SourceError(f"not a Python source: {path}")
-
-

@@ -7,7 +7,7 @@ import functools
 import inspect
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn, Optional
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -62,8 +62,10 @@ def with_filters(command: Callable[..., None]) -> Callable[..., None]:
     # schema.filters (and SQLAlchemy) load only when a query command runs.
     own = [
         parameter.replace(annotation=eval(parameter.annotation, command.__globals__))  # noqa: S307
-        if isinstance(parameter.annotation, str) else parameter
-        for parameter in signature.parameters.values() if parameter.name != "filters"
+        if isinstance(parameter.annotation, str)
+        else parameter
+        for parameter in signature.parameters.values()
+        if parameter.name != "filters"
     ]
     added = [
         inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default)
@@ -71,18 +73,32 @@ def with_filters(command: Callable[..., None]) -> Callable[..., None]:
     ]
 
     @functools.wraps(command)
-    def run(*args: Any, topic: str | None, min_stars: int | None, exclude_forks: bool,
-            exclude_archived: bool, crawl: int | None, since: str | None, spec: int,
-            **kwargs: Any) -> None:
+    def run(
+        *args: Any,
+        topic: str | None,
+        min_stars: int | None,
+        exclude_forks: bool,
+        exclude_archived: bool,
+        crawl: int | None,
+        since: str | None,
+        spec: int,
+        **kwargs: Any,
+    ) -> None:
         from schema.filters import Filters, parse_since
 
         try:
             since_at = parse_since(since) if since is not None else None
         except ValueError as exc:
             fail(f"--since: {exc}")
-        filters = Filters(topic=topic, min_stars=min_stars, exclude_forks=exclude_forks,
-                          exclude_archived=exclude_archived, crawl_id=crawl, since=since_at,
-                          spec=spec)
+        filters = Filters(
+            topic=topic,
+            min_stars=min_stars,
+            exclude_forks=exclude_forks,
+            exclude_archived=exclude_archived,
+            crawl_id=crawl,
+            since=since_at,
+            spec=spec,
+        )
         command(*args, filters=filters, **kwargs)
 
     parameters = [*own, *added]
@@ -92,13 +108,72 @@ def with_filters(command: Callable[..., None]) -> Callable[..., None]:
 
 
 _FILTER_OPTIONS: list[tuple[str, Any, Any]] = [
-    ("topic", Annotated[Optional[str], typer.Option(help="Only repositories with this GitHub topic.", rich_help_panel="Filters")], None),
-    ("min_stars", Annotated[Optional[int], typer.Option(min=0, help="Only repositories with at least this many stars.", rich_help_panel="Filters")], None),
-    ("exclude_forks", Annotated[bool, typer.Option("--exclude-forks", help="Leave forks out.", rich_help_panel="Filters")], False),
-    ("exclude_archived", Annotated[bool, typer.Option("--exclude-archived", help="Leave archived repositories out.", rich_help_panel="Filters")], False),
-    ("crawl", Annotated[Optional[int], typer.Option("--crawl", metavar="ID", help="The latest successful run within this crawl (default: overall).", rich_help_panel="Filters")], None),
-    ("since", Annotated[Optional[str], typer.Option(metavar="DATE", help="Only runs finished at or after this ISO date or datetime (UTC unless an offset is given).", rich_help_panel="Filters")], None),
-    ("spec", Annotated[int, typer.Option(min=SPEC_VERSIONS[0], max=LATEST_SPEC, metavar="1|2", help="Count findings under this version of the detection spec: 1 leaves out what version 2 added (cell magics, assignment aliases, computed getattr, client-annotated parameters).", rich_help_panel="Filters")], LATEST_SPEC),
+    (
+        "topic",
+        Annotated[
+            str | None, typer.Option(help="Only repositories with this GitHub topic.", rich_help_panel="Filters")
+        ],
+        None,
+    ),
+    (
+        "min_stars",
+        Annotated[
+            int | None,
+            typer.Option(min=0, help="Only repositories with at least this many stars.", rich_help_panel="Filters"),
+        ],
+        None,
+    ),
+    (
+        "exclude_forks",
+        Annotated[bool, typer.Option("--exclude-forks", help="Leave forks out.", rich_help_panel="Filters")],
+        False,
+    ),
+    (
+        "exclude_archived",
+        Annotated[
+            bool, typer.Option("--exclude-archived", help="Leave archived repositories out.", rich_help_panel="Filters")
+        ],
+        False,
+    ),
+    (
+        "crawl",
+        Annotated[
+            int | None,
+            typer.Option(
+                "--crawl",
+                metavar="ID",
+                help="The latest successful run within this crawl (default: overall).",
+                rich_help_panel="Filters",
+            ),
+        ],
+        None,
+    ),
+    (
+        "since",
+        Annotated[
+            str | None,
+            typer.Option(
+                metavar="DATE",
+                help="Only runs finished at or after this ISO date or datetime (UTC unless an offset is given).",
+                rich_help_panel="Filters",
+            ),
+        ],
+        None,
+    ),
+    (
+        "spec",
+        Annotated[
+            int,
+            typer.Option(
+                min=SPEC_VERSIONS[0],
+                max=LATEST_SPEC,
+                metavar="1|2",
+                help="Count findings under this version of the detection spec: 1 leaves out what version 2 added (cell magics, assignment aliases, computed getattr, client-annotated parameters).",
+                rich_help_panel="Filters",
+            ),
+        ],
+        LATEST_SPEC,
+    ),
 ]
 
 

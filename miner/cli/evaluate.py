@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from functools import partial
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -25,8 +25,9 @@ def _mine_corpus_entry(entry: dict, repos_root: Path, settings: Settings) -> Min
     git_dir = find_git_dir(repos_root, entry["repo"])
     if git_dir is None:
         return None
-    return mine_commit(git_dir, full_name=entry["repo"], rules=load_rules(settings.rules),
-                       limits=settings.limits, rev=entry["commit"])
+    return mine_commit(
+        git_dir, full_name=entry["repo"], rules=load_rules(settings.rules), limits=settings.limits, rev=entry["commit"]
+    )
 
 
 def _git_dir_bytes(git_dir: Path | None) -> int:
@@ -39,7 +40,7 @@ def _git_dir_bytes(git_dir: Path | None) -> int:
 def evaluate(
     corpus: Annotated[Path, typer.Argument(help="Labelled corpus (see docs/evaluation.md).")],
     repos_root: Annotated[Path, typer.Option("--repos-root", help="Folder holding OWNER+NAME/repo git directories.")],
-    workers: Annotated[Optional[int], typer.Option(help="Processes mining in parallel.")] = None,
+    workers: Annotated[int | None, typer.Option(help="Processes mining in parallel.")] = None,
     format: Annotated[Format, typer.Option("--format", "-f", help="table or json.")] = Format.table,
 ) -> None:
     """Score the detector against a labelled corpus: per-api precision/recall and every disagreement."""
@@ -74,17 +75,27 @@ def evaluate(
         console.print(f"[yellow]missing, skipped:[/yellow] {', '.join(report.missing)}")
     out = report.as_dict()
     calls = out["calls"]
-    summary = [{"repositories": out["repositories"], "missing": len(report.missing), "failed": len(report.failed),
-                **{f"calls_{k}": v for k, v in calls.items()},
-                "headline_detected": out["headline"]["detected_share"],
-                "headline_labelled": out["headline"]["labelled_share"]}]
+    summary = [
+        {
+            "repositories": out["repositories"],
+            "missing": len(report.missing),
+            "failed": len(report.failed),
+            **{f"calls_{k}": v for k, v in calls.items()},
+            "headline_detected": out["headline"]["detected_share"],
+            "headline_labelled": out["headline"]["labelled_share"],
+        }
+    ]
     if format is Format.json:
         out["apis"] = api_table(report, rules)
         out["kinds"] = kind_table(report)
-    render_document(out, format if format is Format.json else Format.table, [
-        ("summary", summary),
-        ("per api: repository level and call level", api_table(report, rules)),
-        ("per detection spec kind (labels' spec_v2, else v1), every category", kind_table(report)),
-        ("disagreements", out["disagreements"] or [{"disagreements": "none"}]),
-        ("rule found differs from the label's kind", out["rule_mismatches"] or [{"rule_mismatches": "none"}]),
-    ])
+    render_document(
+        out,
+        format if format is Format.json else Format.table,
+        [
+            ("summary", summary),
+            ("per api: repository level and call level", api_table(report, rules)),
+            ("per detection spec kind (labels' spec_v2, else v1), every category", kind_table(report)),
+            ("disagreements", out["disagreements"] or [{"disagreements": "none"}]),
+            ("rule found differs from the label's kind", out["rule_mismatches"] or [{"rule_mismatches": "none"}]),
+        ],
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from functools import partial
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -38,9 +38,11 @@ def _summary_row(result: MiningResult) -> dict:
 @app.command()
 def mine(
     targets: Annotated[list[str], typer.Argument(help="owner/name, a clone URL, or a local git repository path.")],
-    rev: Annotated[Optional[str], typer.Option(help="Revision to mine (default: HEAD of the default branch).")] = None,
-    name: Annotated[Optional[str], typer.Option(help="Store under this OWNER/NAME (one target only).")] = None,
-    workers: Annotated[Optional[int], typer.Option(help="Processes mining in parallel (default: settings.workers).")] = None,
+    rev: Annotated[str | None, typer.Option(help="Revision to mine (default: HEAD of the default branch).")] = None,
+    name: Annotated[str | None, typer.Option(help="Store under this OWNER/NAME (one target only).")] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Processes mining in parallel (default: settings.workers).")
+    ] = None,
     format: FormatOption = Format.table,
 ) -> None:
     """Mine one or more repositories now and store the results (re-mining a commit replaces it)."""
@@ -79,11 +81,18 @@ def mine(
 
 @app.command()
 def crawl(
-    topic: Annotated[Optional[list[str]], typer.Option("--topic", "-t", help="Topic to enumerate (repeatable; default: settings.topics).")] = None,
+    topic: Annotated[
+        list[str] | None,
+        typer.Option("--topic", "-t", help="Topic to enumerate (repeatable; default: settings.topics)."),
+    ] = None,
     query: Annotated[str, typer.Option(help='Extra search qualifiers, e.g. "language:python stars:>=5".')] = "",
-    limit: Annotated[Optional[int], typer.Option(help="Stop after this many repositories.")] = None,
-    wait: Annotated[bool, typer.Option("--wait/--no-wait", help="With a broker: follow the crawl until every task is stored.")] = False,
-    workers: Annotated[Optional[int], typer.Option(help="Processes mining in parallel when no broker is configured.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Stop after this many repositories.")] = None,
+    wait: Annotated[
+        bool, typer.Option("--wait/--no-wait", help="With a broker: follow the crawl until every task is stored.")
+    ] = False,
+    workers: Annotated[
+        int | None, typer.Option(help="Processes mining in parallel when no broker is configured.")
+    ] = None,
     format: FormatOption = Format.table,
 ) -> None:
     """Enumerate topic repositories and mine every one whose default branch changed since its last run.
@@ -99,8 +108,9 @@ def crawl(
     topics = topic or list(settings.topics)
     try:
         with console.status("enumerating " + ", ".join(topics)) as status:
-            plan = start_crawl(settings, topics=topics, query=query, limit=limit,
-                               on_progress=lambda message: status.update(message))
+            plan = start_crawl(
+                settings, topics=topics, query=query, limit=limit, on_progress=lambda message: status.update(message)
+            )
     except DatabaseUnavailable as exc:
         fail(str(exc))
     except Exception as exc:  # GitHub unreachable, bad query: one line, recorded on the crawl row
@@ -118,13 +128,17 @@ def crawl(
             try:
                 sent = enqueue_plan(plan, settings.broker_url)
             except BrokerUnavailable as exc:
+                from schema.crawls import finish_crawl
                 from schema.db import open_session
                 from schema.models import CrawlStatus
-                from schema.crawls import finish_crawl
 
-                with open_session(settings) as session:   # not left "running" forever
-                    finish_crawl(session=session, crawl=plan.crawl_id, status=CrawlStatus.failed,
-                                 error=f"broker unavailable: {exc}")
+                with open_session(settings) as session:  # not left "running" forever
+                    finish_crawl(
+                        session=session,
+                        crawl=plan.crawl_id,
+                        status=CrawlStatus.failed,
+                        error=f"broker unavailable: {exc}",
+                    )
                 fail(f"broker unavailable: {exc}")
             console.print(f"enqueued {sent} tasks on the broker")
             if wait:
@@ -140,8 +154,9 @@ def crawl(
         fail(str(exc))
 
 
-def _follow_crawl(settings: Settings, crawl_id: int, expected: int, poll_s: float = 1.0,
-                  outage_limit_s: float = 900.0) -> None:
+def _follow_crawl(
+    settings: Settings, crawl_id: int, expected: int, poll_s: float = 1.0, outage_limit_s: float = 900.0
+) -> None:
     """Progress read from the database, until the crawl is closed (its last run stored).
 
     The workers go on while the database restarts (their tasks retry), so an outage only pauses
@@ -172,8 +187,11 @@ def _follow_crawl(settings: Settings, crawl_id: int, expected: int, poll_s: floa
                 time.sleep(poll_s)
                 continue
             outage_since = None
-            progress.update(task, completed=row["runs_done"],
-                            description=f"crawl {crawl_id}: {row['runs_ok']} ok, {row['runs_failed']} failed")
+            progress.update(
+                task,
+                completed=row["runs_done"],
+                description=f"crawl {crawl_id}: {row['runs_ok']} ok, {row['runs_failed']} failed",
+            )
             if row["status"] != "running":
                 return
             if row["runs_done"] >= expected:

@@ -22,8 +22,12 @@ app = typer.Typer()
 @app.command()
 @with_filters
 def export(
-    format: Annotated[ExportFormat, typer.Option("--format", "-f", help="File format of the tables.")] = ExportFormat.parquet,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write into (created if missing).")] = Path("export"),
+    format: Annotated[
+        ExportFormat, typer.Option("--format", "-f", help="File format of the tables.")
+    ] = ExportFormat.parquet,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write into (created if missing).")] = Path(
+        "export"
+    ),
     *,
     filters: Filters,
 ) -> None:
@@ -35,8 +39,14 @@ def export(
     rules = load_rules(settings.rules)
     try:
         with query_session(settings, filters) as session, console.status(f"exporting to {out}"):
-            card = write_export(session=session, rules=rules, out_dir=out, fmt=format,
-                                filters=filters, database=safe_url(settings.database_url))
+            card = write_export(
+                session=session,
+                rules=rules,
+                out_dir=out,
+                fmt=format,
+                filters=filters,
+                database=safe_url(settings.database_url),
+            )
     except OSError as exc:
         fail(f"cannot write the export to {out}: {exc}")
     counts = ", ".join(f"{name} {table['rows']}" for name, table in card["tables"].items())
@@ -58,8 +68,9 @@ def report(
     rules = load_rules(settings.rules)
     try:
         with query_session(settings, filters) as session:
-            files = write_report(session=session, rules=rules, out_dir=out, filters=filters,
-                                 database=safe_url(settings.database_url))
+            files = write_report(
+                session=session, rules=rules, out_dir=out, filters=filters, database=safe_url(settings.database_url)
+            )
     except OSError as exc:
         fail(f"cannot write the report to {out}: {exc}")
     console.print(f"report written to {files.index} ({len(files.charts)} charts)")
@@ -76,7 +87,7 @@ def serve(
     from miner.present.api import create_app
 
     settings = cli_settings()
-    with query_session(settings):   # migrate and fail now, in one line, not on the first request
+    with query_session(settings):  # migrate and fail now, in one line, not on the first request
         pass
     console.print(f"serving on http://{host}:{port}/ (API docs at /docs)")
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -27,23 +27,29 @@ def stats(format: FormatOption = Format.table, *, filters: Filters) -> None:
     with query_session(settings, filters) as session:
         document = compute_stats(session=session, rules=rules, filters=filters)
     headline = document["headline"]
-    overview = [{
-        "spec": document["spec"],
-        "repositories": document["repositories"],
-        "headline_repositories": headline["repositories"],
-        "headline_share": headline["share"],
-        "ci95_low": headline["ci95"][0],
-        "ci95_high": headline["ci95"][1],
-    }]
+    overview = [
+        {
+            "spec": document["spec"],
+            "repositories": document["repositories"],
+            "headline_repositories": headline["repositories"],
+            "headline_share": headline["share"],
+            "ci95_low": headline["ci95"][0],
+            "ci95_high": headline["ci95"][1],
+        }
+    ]
     apis = [{"api": api, **values} for api, values in document["apis"].items()]
     categories = [{"category": cat, **values} for cat, values in document["categories"].items()]
     failures = [{"failure": key, "count": value} for key, value in _flatten(document["failures"]).items()]
-    render_document(document, format, [
-        ("headline: share calling log_param(s) / log_metric(s) / autolog", overview),
-        ("apis", apis),
-        ("categories", categories),
-        ("failures", failures),
-    ])
+    render_document(
+        document,
+        format,
+        [
+            ("headline: share calling log_param(s) / log_metric(s) / autolog", overview),
+            ("apis", apis),
+            ("categories", categories),
+            ("failures", failures),
+        ],
+    )
 
 
 def _flatten(mapping: dict, prefix: str = "") -> dict:
@@ -59,9 +65,9 @@ def _flatten(mapping: dict, prefix: str = "") -> dict:
 @app.command()
 @with_filters
 def findings(
-    repo: Annotated[Optional[str], typer.Option(help="Only this OWNER/NAME.")] = None,
-    api: Annotated[Optional[str], typer.Option(help="Only this api (e.g. log_param).")] = None,
-    limit: Annotated[Optional[int], typer.Option(min=1, help="At most this many rows.")] = None,
+    repo: Annotated[str | None, typer.Option(help="Only this OWNER/NAME.")] = None,
+    api: Annotated[str | None, typer.Option(help="Only this api (e.g. log_param).")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="At most this many rows.")] = None,
     format: FormatOption = Format.table,
     *,
     filters: Filters,
@@ -78,9 +84,19 @@ def findings(
 @app.command()
 @with_filters
 def repos(
-    uses: Annotated[Optional[list[str]], typer.Option("--uses", metavar="API|CATEGORY", help="Only repositories using this api or category (repeatable: all of them).")] = None,
-    not_uses: Annotated[Optional[list[str]], typer.Option("--not-uses", metavar="API|CATEGORY", help="Only repositories using none of these (repeatable).")] = None,
-    limit: Annotated[Optional[int], typer.Option(min=1, help="At most this many rows.")] = None,
+    uses: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--uses",
+            metavar="API|CATEGORY",
+            help="Only repositories using this api or category (repeatable: all of them).",
+        ),
+    ] = None,
+    not_uses: Annotated[
+        list[str] | None,
+        typer.Option("--not-uses", metavar="API|CATEGORY", help="Only repositories using none of these (repeatable)."),
+    ] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="At most this many rows.")] = None,
     format: FormatOption = Format.table,
     *,
     filters: Filters,
@@ -92,11 +108,12 @@ def repos(
     rules = load_rules(settings.rules)
     try:
         with query_session(settings, filters) as session:
-            rows = repository_rows(session=session, rules=rules, filters=filters,
-                                   uses=uses or [], not_uses=not_uses or [], limit=limit)
-    except ValueError as exc:   # an unknown api or category: the message lists the valid ones
+            rows = repository_rows(
+                session=session, rules=rules, filters=filters, uses=uses or [], not_uses=not_uses or [], limit=limit
+            )
+    except ValueError as exc:  # an unknown api or category: the message lists the valid ones
         fail(str(exc))
-    if format is Format.table:   # narrower for people; json and csv carry every column
+    if format is Format.table:  # narrower for people; json and csv carry every column
         for row in rows:
             row["commit"] = (row["commit"] or "")[:12]
             del row["topics"], row["mined_at"]

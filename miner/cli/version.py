@@ -22,9 +22,16 @@ def version(
     settings = cli_settings()
     rules = load_rules(settings.rules)
     if format is Format.table:
-        typer.echo(f"mlflow-miner {__version__}, rules {settings.rules} {rules.version} "
-                   f"(detection spec version {rules.spec_version})")
+        typer.echo(
+            f"mlflow-miner {__version__}, rules {settings.rules} {rules.version} "
+            f"(detection spec version {rules.spec_version})"
+        )
         return
-    info = {"tool": "mlflow-miner", "version": __version__, "rules": rules.name,
-            "rules_version": rules.version, "spec_version": rules.spec_version}
+    info = {
+        "tool": "mlflow-miner",
+        "version": __version__,
+        "rules": rules.name,
+        "rules_version": rules.version,
+        "spec_version": rules.spec_version,
+    }
     render_document(info, format, [("version", [info])])

@@ -85,7 +85,7 @@ class Finding:
     cell: int | None = None
     disabling: bool = False
     via_client: bool = False
-    rule: str = RULE_V1           # `v1`, or the version 2 kind it was found through
+    rule: str = RULE_V1  # `v1`, or the version 2 kind it was found through
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ class FileResult:
     status: FileStatus
     error: str | None = None
     size_bytes: int = 0
-    parsed: bool = False          # False when the prefilter proved no parse was needed
+    parsed: bool = False  # False when the prefilter proved no parse was needed
     unparsable_cells: tuple[int, ...] = ()
 
 

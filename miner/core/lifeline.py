@@ -89,4 +89,4 @@ def close_inherited_descriptors(keep: Iterable[int]) -> None:
             try:
                 os.close(descriptor)
             except OSError:
-                pass   # the /proc listing's own descriptor, already closed
+                pass  # the /proc listing's own descriptor, already closed

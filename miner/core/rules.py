@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
+from typing import Any
 
 import yaml
 
@@ -17,7 +18,7 @@ class Rules:
 
     name: str
     version: str
-    spec_version: int             # the version of docs/detection.md these rules follow
+    spec_version: int  # the version of docs/detection.md these rules follow
     namespaces: tuple[str, ...]
     apis: dict[str, Category]
     default_category: Category
@@ -59,7 +60,7 @@ class Rules:
         return [api for api, cat in self.apis.items() if cat is category]
 
 
-def _parse(raw: dict) -> Rules:
+def _parse(raw: dict[str, Any]) -> Rules:
     return Rules(
         name=raw["name"],
         version=str(raw["version"]),

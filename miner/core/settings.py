@@ -46,7 +46,7 @@ class LimitSettings(BaseModel):
     max_file_bytes: int = 5_000_000
     max_notebook_bytes: int = 20_000_000
     parse_timeout_s: float = 30.0
-    parse_memory_mb: int = 2048   # address space the parser child may add; 0 for no cap
+    parse_memory_mb: int = 2048  # address space the parser child may add; 0 for no cap
 
 
 class ScheduleSettings(BaseModel):
@@ -92,7 +92,7 @@ class Settings(BaseSettings):
         """postgres:// and postgresql:// URLs get the psycopg 3 driver we install."""
         for prefix in ("postgres://", "postgresql://"):
             if url.startswith(prefix):
-                return "postgresql+psycopg://" + url[len(prefix):]
+                return "postgresql+psycopg://" + url[len(prefix) :]
         return url
 
     @classmethod

@@ -44,12 +44,11 @@ def start_crawl(
     current rules version: new rules are a change too, so runs mined under older rules are
     mined again by the next crawl.
     """
-    from miner.core.rules import load_rules
     from miner.acquire.github.topics import enumerate_repositories
-    from schema.crawls import latest_rules_versions, record_plan
+    from miner.core.rules import load_rules
+    from schema.crawls import create_crawl, finish_crawl, latest_rules_versions, record_plan
     from schema.db import open_session
     from schema.models import CrawlStatus
-    from schema.crawls import create_crawl, finish_crawl
     from schema.repositories import upsert_repository
 
     notify = on_progress or (lambda _message: None)
@@ -104,7 +103,11 @@ def start_crawl(
     plan.to_mine.sort(key=lambda repository_id: -sizes[repository_id])
     with open_session(settings) as session:
         record_plan(
-            session=session, crawl_id=crawl_id, found=plan.found, enqueued_ids=plan.to_mine,
-            skipped_unchanged=plan.skipped_unchanged, slices=plan.slices,
+            session=session,
+            crawl_id=crawl_id,
+            found=plan.found,
+            enqueued_ids=plan.to_mine,
+            skipped_unchanged=plan.skipped_unchanged,
+            slices=plan.slices,
         )
     return plan

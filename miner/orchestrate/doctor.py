@@ -69,8 +69,9 @@ def check_broker(settings: Settings) -> Check:
     try:
         connection.ensure_connection(max_retries=0)
     except Exception as exc:
-        return Check("broker", Verdict.fail,
-                     f"cannot reach the broker at {shown} ({exc}); start Redis or unset MINER_BROKER_URL")
+        return Check(
+            "broker", Verdict.fail, f"cannot reach the broker at {shown} ({exc}); start Redis or unset MINER_BROKER_URL"
+        )
     finally:
         connection.release()
     return Check("broker", Verdict.ok, "reachable; start workers with `celery -A workers worker`")
@@ -79,8 +80,9 @@ def check_broker(settings: Settings) -> Check:
 def check_github(settings: Settings) -> Check:
     if settings.github.all_tokens():
         return Check("github token", Verdict.ok, "configured (5,000 requests an hour, 30 searches a minute)")
-    return Check("github token", Verdict.warn,
-                 "none: crawls work but GitHub allows 60 requests an hour; set MINER_GITHUB__TOKEN")
+    return Check(
+        "github token", Verdict.warn, "none: crawls work but GitHub allows 60 requests an hour; set MINER_GITHUB__TOKEN"
+    )
 
 
 def check_work_dir(settings: Settings) -> Check:
@@ -115,13 +117,19 @@ def check_crawls(settings: Settings) -> Check:
     parts = []
     for row in stalled:
         names = row["in_flight"]
-        shown = ", ".join(names[:IN_FLIGHT_SHOWN]) + (f" and {len(names) - IN_FLIGHT_SHOWN} more"
-                                                      if len(names) > IN_FLIGHT_SHOWN else "")
-        parts.append(f"crawl {row['id']} stored nothing since {row['last_progress_at']}"
-                     + (f", in flight: {shown}" if names else ""))
-    return Check("crawls", Verdict.warn,
-                 "; ".join(parts) + ". Are workers running (`celery -A workers worker`)? "
-                 "Re-running `miner crawl` enqueues the repositories that have no run.")
+        shown = ", ".join(names[:IN_FLIGHT_SHOWN]) + (
+            f" and {len(names) - IN_FLIGHT_SHOWN} more" if len(names) > IN_FLIGHT_SHOWN else ""
+        )
+        parts.append(
+            f"crawl {row['id']} stored nothing since {row['last_progress_at']}"
+            + (f", in flight: {shown}" if names else "")
+        )
+    return Check(
+        "crawls",
+        Verdict.warn,
+        "; ".join(parts) + ". Are workers running (`celery -A workers worker`)? "
+        "Re-running `miner crawl` enqueues the repositories that have no run.",
+    )
 
 
 def check_stuck_sessions(settings: Settings) -> Check | None:
@@ -138,25 +146,40 @@ def check_stuck_sessions(settings: Settings) -> Check | None:
     limit_s = settings.database_idle_in_transaction_timeout_s
     try:
         with open_session(settings) as session:
-            rows = session.execute(text(
-                "SELECT pid, usename, application_name, client_addr::text, "
-                "EXTRACT(EPOCH FROM now() - state_change) AS idle_s, left(query, 80) "
-                "FROM pg_stat_activity WHERE datname = current_database() "
-                "AND state LIKE 'idle in transaction%' AND now() - state_change > make_interval(secs => :limit)"
-            ), {"limit": limit_s}).all()
+            rows = session.execute(
+                text(
+                    "SELECT pid, usename, application_name, client_addr::text, "
+                    "EXTRACT(EPOCH FROM now() - state_change) AS idle_s, left(query, 80) "
+                    "FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND state LIKE 'idle in transaction%' AND now() - state_change > make_interval(secs => :limit)"
+                ),
+                {"limit": limit_s},
+            ).all()
     except Exception:  # the database check already says why
         return None
     if not rows:
         return Check("database sessions", Verdict.ok, f"none idle in a transaction for more than {limit_s:g} s")
-    described = "; ".join(f"pid {pid} ({user}@{addr or 'local'}) idle {idle:.0f} s after {query!r}"
-                          for pid, user, _app, addr, idle, query in rows)
-    return Check("database sessions", Verdict.fail,
-                 f"{len(rows)} idle in a transaction past {limit_s:g} s, holding locks: {described}. "
-                 "End them with pg_terminate_backend(pid) and look for orphaned worker processes.")
+    described = "; ".join(
+        f"pid {pid} ({user}@{addr or 'local'}) idle {idle:.0f} s after {query!r}"
+        for pid, user, _app, addr, idle, query in rows
+    )
+    return Check(
+        "database sessions",
+        Verdict.fail,
+        f"{len(rows)} idle in a transaction past {limit_s:g} s, holding locks: {described}. "
+        "End them with pg_terminate_backend(pid) and look for orphaned worker processes.",
+    )
 
 
 def run_checks(settings: Settings) -> list[Check]:
-    checks = [check_config(), check_git(), check_database(settings), check_broker(settings),
-              check_github(settings), check_work_dir(settings), check_crawls(settings)]
+    checks = [
+        check_config(),
+        check_git(),
+        check_database(settings),
+        check_broker(settings),
+        check_github(settings),
+        check_work_dir(settings),
+        check_crawls(settings),
+    ]
     sessions = check_stuck_sessions(settings)
     return checks + ([sessions] if sessions is not None else [])

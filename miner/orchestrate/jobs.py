@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy.exc import OperationalError
 
 from miner import __version__
-from miner.core.rules import load_rules
-from miner.core.domain import MiningResult, RunStatus
-from miner.orchestrate.mining import mine_target
-from miner.core.settings import Settings
 from miner.acquire.targets import Target
+from miner.core.domain import MiningResult, RunStatus
+from miner.core.rules import load_rules
+from miner.core.settings import Settings
+from miner.orchestrate.mining import mine_target
 
 log = logging.getLogger(__name__)
 STORE_ATTEMPTS = 3
@@ -29,12 +29,18 @@ def store_result(*, session, result: MiningResult, settings: Settings, crawl_id:
     from schema.runs import save_run
 
     repository = upsert_repository(
-        session=session, full_name=result.full_name, clone_url=result.clone_url,
+        session=session,
+        full_name=result.full_name,
+        clone_url=result.clone_url,
         default_branch=result.default_branch,
     )
     return save_run(
-        session=session, repository=repository, result=result, crawl_id=crawl_id,
-        rules_version=load_rules(settings.rules).version, tool_version=__version__,
+        session=session,
+        repository=repository,
+        result=result,
+        crawl_id=crawl_id,
+        rules_version=load_rules(settings.rules).version,
+        tool_version=__version__,
     )
 
 
@@ -51,10 +57,14 @@ def mine_repository(repository_id: int, crawl_id: int | None, settings: Settings
         repository = load_repository(session=session, repository_id=repository_id)
         full_name, clone_url, size_kb = repository.full_name, repository.clone_url, repository.size_kb
         default_branch = repository.default_branch
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     if size_kb is not None and size_kb > settings.limits.max_repo_size_kb:
         result = MiningResult(
-            full_name, None, RunStatus.too_large, now, now,
+            full_name,
+            None,
+            RunStatus.too_large,
+            now,
+            now,
             error=f"size {size_kb} kB exceeds the limit of {settings.limits.max_repo_size_kb} kB",
         )
     elif not clone_url:
@@ -75,7 +85,7 @@ def mine_repository(repository_id: int, crawl_id: int | None, settings: Settings
             if attempt == STORE_ATTEMPTS or not is_lock_timeout(exc):
                 raise
             log.warning("storing %s: %s; attempt %d of %d", full_name, exc.orig, attempt, STORE_ATTEMPTS)
-            time.sleep(2 ** attempt)
+            time.sleep(2**attempt)
     return result.status
 
 

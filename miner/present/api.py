@@ -40,11 +40,12 @@ from schema.models import Crawl, Finding
 
 MAX_PER_PAGE = 500
 DEFAULT_PER_PAGE = 50
-MAX_PAGE = 1_000_000            # keeps OFFSET far from integer overflow on either database
+MAX_PAGE = 1_000_000  # keeps OFFSET far from integer overflow on either database
 # PostgreSQL refuses NUL in text: such input is a 422 here, not a driver error later.
 NO_NUL = r"^[^\x00]*$"
 
 # ------------------------------------------------------------------------- dependencies
+
 
 @contextmanager
 def read_only_session(settings_or_url: Settings | str) -> Iterator[Session]:
@@ -82,9 +83,7 @@ RulesDep = Annotated[Rules, Depends(get_rules)]
 
 def invalid_query(field: str, value: Any, message: str) -> RequestValidationError:
     """The 422 body FastAPI gives its own validation errors, for checks that need the rules."""
-    return RequestValidationError(
-        [{"type": "value_error", "loc": ("query", field), "msg": message, "input": value}]
-    )
+    return RequestValidationError([{"type": "value_error", "loc": ("query", field), "msg": message, "input": value}])
 
 
 def _since(text: str | None) -> datetime | None:
@@ -93,27 +92,52 @@ def _since(text: str | None) -> datetime | None:
         return None
     try:
         return parse_since(text)
-    except (ValueError, OverflowError) as exc:   # OverflowError: an offset past year 1 or 9999
-        raise invalid_query("since", text, str(exc) if isinstance(exc, ValueError)
-                            else f"date {text!r} is out of range") from None
+    except (ValueError, OverflowError) as exc:  # OverflowError: an offset past year 1 or 9999
+        raise invalid_query(
+            "since", text, str(exc) if isinstance(exc, ValueError) else f"date {text!r} is out of range"
+        ) from None
 
 
 def get_filters(
     session: SessionDep,
-    topic: Annotated[str | None, Query(max_length=200, pattern=NO_NUL, description="Repositories with this GitHub topic.")] = None,
+    topic: Annotated[
+        str | None, Query(max_length=200, pattern=NO_NUL, description="Repositories with this GitHub topic.")
+    ] = None,
     min_stars: Annotated[int | None, Query(ge=0, le=10**9, description="At least this many stars.")] = None,
     exclude_forks: Annotated[bool, Query(description="Leave forks out.")] = False,
     exclude_archived: Annotated[bool, Query(description="Leave archived repositories out.")] = False,
-    crawl: Annotated[int | None, Query(ge=1, le=2**31 - 1, description="Latest successful run within this crawl.")] = None,
-    since: Annotated[str | None, Query(max_length=40, description="Runs finished at or after this ISO date or datetime (UTC unless an offset is given).", examples=["2026-03-01", "2026-03-01T12:00:00+02:00"])] = None,
-    spec: Annotated[int, Query(ge=SPEC_VERSIONS[0], le=LATEST_SPEC, description="Count findings under this version of the detection spec (1 leaves out what version 2 added).")] = LATEST_SPEC,
+    crawl: Annotated[
+        int | None, Query(ge=1, le=2**31 - 1, description="Latest successful run within this crawl.")
+    ] = None,
+    since: Annotated[
+        str | None,
+        Query(
+            max_length=40,
+            description="Runs finished at or after this ISO date or datetime (UTC unless an offset is given).",
+            examples=["2026-03-01", "2026-03-01T12:00:00+02:00"],
+        ),
+    ] = None,
+    spec: Annotated[
+        int,
+        Query(
+            ge=SPEC_VERSIONS[0],
+            le=LATEST_SPEC,
+            description="Count findings under this version of the detection spec (1 leaves out what version 2 added).",
+        ),
+    ] = LATEST_SPEC,
 ) -> Filters:
     """The shared filters; a crawl that does not exist is an error, not an empty answer."""
     if crawl is not None and session.get(Crawl, crawl) is None:
         raise invalid_query("crawl", crawl, f"no crawl with id {crawl} (see /api/crawls)")
-    return Filters(topic=topic or None, min_stars=min_stars, exclude_forks=exclude_forks,
-                   exclude_archived=exclude_archived, crawl_id=crawl, since=_since(since),
-                   spec=spec)
+    return Filters(
+        topic=topic or None,
+        min_stars=min_stars,
+        exclude_forks=exclude_forks,
+        exclude_archived=exclude_archived,
+        crawl_id=crawl,
+        since=_since(since),
+        spec=spec,
+    )
 
 
 FiltersDep = Annotated[Filters, Depends(get_filters)]
@@ -130,7 +154,9 @@ class Page(BaseModel):
 
 def get_page(
     page: Annotated[int, Query(ge=1, le=MAX_PAGE, description="1-based page number.")] = 1,
-    per_page: Annotated[int, Query(ge=1, le=MAX_PER_PAGE, description=f"Rows per page, at most {MAX_PER_PAGE}.")] = DEFAULT_PER_PAGE,
+    per_page: Annotated[
+        int, Query(ge=1, le=MAX_PER_PAGE, description=f"Rows per page, at most {MAX_PER_PAGE}.")
+    ] = DEFAULT_PER_PAGE,
 ) -> Page:
     return Page(page=page, per_page=per_page)
 
@@ -149,14 +175,16 @@ def _check_api(session: Session, rules: Rules, api: str | None) -> str | None:
 
 def _query_string(request: Request) -> str:
     """The request's filters, re-encoded for the chart URLs of the dashboard."""
-    pairs = [(key, value) for key, value in request.query_params.multi_items()
-             if key in {"topic", "min_stars", "exclude_forks", "exclude_archived", "crawl", "since",
-                        "spec"}
-             and value != ""]
+    pairs = [
+        (key, value)
+        for key, value in request.query_params.multi_items()
+        if key in {"topic", "min_stars", "exclude_forks", "exclude_archived", "crawl", "since", "spec"} and value != ""
+    ]
     return "?" + urlencode(pairs) if pairs else ""
 
 
 # ------------------------------------------------------------------------------- the app
+
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The API over `settings.database_url`; the schema is brought up to date on first use."""
@@ -191,15 +219,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         rules: RulesDep,
         filters: FiltersDep,
         page: PageDep,
-        api: Annotated[str | None, Query(max_length=100, pattern=NO_NUL, description="Only this api, e.g. log_param.")] = None,
+        api: Annotated[
+            str | None, Query(max_length=100, pattern=NO_NUL, description="Only this api, e.g. log_param.")
+        ] = None,
         repo: Annotated[str | None, Query(max_length=300, pattern=NO_NUL, description="Only this OWNER/NAME.")] = None,
     ) -> dict[str, Any]:
         """Findings of the latest successful run of each repository."""
         from miner.present.findings import count_findings, finding_rows
 
         api = _check_api(session, rules, api)
-        rows = finding_rows(session=session, repo=repo, api=api, filters=filters,
-                            limit=page.per_page, offset=page.offset)
+        rows = finding_rows(
+            session=session, repo=repo, api=api, filters=filters, limit=page.per_page, offset=page.offset
+        )
         count = count_findings(session=session, repo=repo, api=api, filters=filters)
         return {"data": with_urls(request.app.state.settings.github.web_url, rows), "count": count}
 
@@ -212,9 +243,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         rows = crawl_rows(session=session, stall_after_s=app.state.settings.crawl_stall_after_s)
         return {"data": rows, "count": len(rows)}
 
-    @app.get("/charts/{chart}.png", tags=["dashboard"],
-             responses={200: {"content": {"image/png": {}}, "description": "A PNG chart"}},
-             response_class=Response)
+    @app.get(
+        "/charts/{chart}.png",
+        tags=["dashboard"],
+        responses={200: {"content": {"image/png": {}}, "description": "A PNG chart"}},
+        response_class=Response,
+    )
     def read_chart(session: SessionDep, rules: RulesDep, filters: FiltersDep, chart: Chart) -> Response:
         """The report's charts, drawn on request from the current data."""
         png = render_charts(session=session, rules=rules, filters=filters, charts=[chart])[chart]
@@ -241,4 +275,3 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(repositories)
     app.include_router(pages)
     return app
-

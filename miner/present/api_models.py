@@ -63,7 +63,7 @@ class RepositoryPublic(CategoryCounts):  # type: ignore[misc, valid-type]
     mined_at: datetime | str | None = None
     findings: int = 0
     headline: bool = False
-    last_run_status: RunStatus | None = None   # its last run of any status: may be a failure
+    last_run_status: RunStatus | None = None  # its last run of any status: may be a failure
     last_run_at: datetime | str | None = None
 
 
@@ -85,8 +85,8 @@ class FindingPublic(BaseModel):
     flavor: str | None
     disabling: bool
     via_client: bool = False
-    rule: str = RULE_V1               # `v1`, or the detection spec version 2 kind it was found through
-    url: str | None = None             # the line at the commit on GitHub (a notebook: the file)
+    rule: str = RULE_V1  # `v1`, or the detection spec version 2 kind it was found through
+    url: str | None = None  # the line at the commit on GitHub (a notebook: the file)
 
 
 class FindingsPublic(BaseModel):
@@ -131,7 +131,7 @@ class ProfilePublic(CategoryCounts):  # type: ignore[misc, valid-type]
     first_seen_at: datetime
     last_mined_sha: str | None
     last_mined_at: datetime | None
-    commit: str | None = None          # of the latest successful run
+    commit: str | None = None  # of the latest successful run
     findings: int = 0
     headline: bool = False
 
@@ -146,7 +146,7 @@ class FailurePublic(BaseModel):
     path: str | None
     finished_at: datetime | str | None
     error: str | None
-    url: str | None = None             # a file's: the file at the commit on GitHub
+    url: str | None = None  # a file's: the file at the commit on GitHub
 
 
 class FailuresPublic(BaseModel):
@@ -175,7 +175,7 @@ class CrawlPublic(BaseModel):
     runs_done: int
     runs_ok: int
     runs_failed: int
-    in_flight: list[str] = []          # repositories handed out without a stored run yet
+    in_flight: list[str] = []  # repositories handed out without a stored run yet
     last_progress_at: str | None = None
     error: str | None
 

@@ -16,8 +16,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, literal
 from sqlmodel import Session, select
 
-from miner.core.rules import Rules
 from miner.core.domain import Category, FileStatus, RunStatus
+from miner.core.rules import Rules
 from miner.present.findings import count_findings, finding_rows
 from miner.present.repositories import repository_row, repository_rows, repository_statement
 from miner.present.usage import usage_keys
@@ -34,8 +34,17 @@ class SortOrder(str, Enum):
 # Every key of a repository row that orders: the name, the numbers, and one count per category.
 RepositorySort = Enum(  # type: ignore[misc]
     "RepositorySort",
-    [(key, key) for key in ("full_name", "stars", "findings", "headline", "mined_at",
-                            *(category.value for category in Category))],
+    [
+        (key, key)
+        for key in (
+            "full_name",
+            "stars",
+            "findings",
+            "headline",
+            "mined_at",
+            *(category.value for category in Category),
+        )
+    ],
     type=str,
 )
 
@@ -47,17 +56,18 @@ def default_order(sort: RepositorySort) -> SortOrder:
 
 # ------------------------------------------------------------------------------ repositories
 
+
 def _sort_key(sort: RepositorySort, latest: Any, per_run: Any) -> ColumnElement[Any]:
     if sort.value == "full_name":
         return Repository.full_name
     if sort.value == "stars":
-        return func.coalesce(Repository.stars, -1)        # unknown stars below zero stars
+        return func.coalesce(Repository.stars, -1)  # unknown stars below zero stars
     if sort.value == "mined_at":
         return latest.c.finished_at
     if sort.value == "headline":
         return latest.c.headline
     column = "findings" if sort.value == "findings" else f"count_{sort.value}"
-    if column not in per_run.c:                          # a category these rules never use
+    if column not in per_run.c:  # a category these rules never use
         return literal(0)
     return func.coalesce(per_run.c[column], 0)
 
@@ -81,8 +91,9 @@ def sorted_repository_rows(
     """
     descending = (order or default_order(sort)) is SortOrder.desc
     if sort.value == "full_name" and not descending:
-        rows = repository_rows(session=session, rules=rules, filters=filters, uses=uses,
-                               not_uses=not_uses, limit=limit, offset=offset)
+        rows = repository_rows(
+            session=session, rules=rules, filters=filters, uses=uses, not_uses=not_uses, limit=limit, offset=offset
+        )
         return with_last_runs(session=session, rows=rows, filters=filters)
     unknown = [key for key in (*uses, *not_uses) if key not in usage_keys(rules)]
     if unknown:
@@ -98,9 +109,7 @@ def sorted_repository_rows(
     return with_last_runs(session=session, rows=rows, filters=filters)
 
 
-def with_last_runs(
-    *, session: Session, rows: list[dict[str, Any]], filters: Filters
-) -> list[dict[str, Any]]:
+def with_last_runs(*, session: Session, rows: list[dict[str, Any]], filters: Filters) -> list[dict[str, Any]]:
     """Each row with `last_run_status` and `last_run_at`: the repository's last run of any
     status (within the crawl filter), which may be a failure newer than the run counted.
 
@@ -126,9 +135,7 @@ def with_last_runs(
     return rows
 
 
-def repositories_without_ok_run(
-    *, session: Session, filters: Filters, limit: int
-) -> tuple[list[str], int]:
+def repositories_without_ok_run(*, session: Session, filters: Filters, limit: int) -> tuple[list[str], int]:
     """Repositories that were mined (within the filters) but never successfully, which no
     usage row can show: up to `limit` names A to Z, and how many there are."""
     runs = select(MiningRun.id).where(MiningRun.repository_id == Repository.id)
@@ -137,7 +144,8 @@ def repositories_without_ok_run(
     if filters.since is not None:
         runs = runs.where(MiningRun.finished_at >= filters.since)
     statement = select(Repository.full_name).where(
-        *repository_conditions(filters), runs.exists(),
+        *repository_conditions(filters),
+        runs.exists(),
         ~runs.where(MiningRun.status == RunStatus.ok).exists(),
     )
     names = session.exec(statement.order_by(Repository.full_name).limit(limit)).all()
@@ -146,6 +154,7 @@ def repositories_without_ok_run(
 
 
 # -------------------------------------------------------------------------- one repository
+
 
 def usage_profile(findings: Sequence[dict[str, Any]], rules: Rules) -> dict[str, Any]:
     """One repository's counts per category and headline flag, from its latest findings.
@@ -171,34 +180,48 @@ def usage_profile(findings: Sequence[dict[str, Any]], rules: Rules) -> dict[str,
     }
 
 
-def repository_failures(
-    *, session: Session, repository: Repository, web_url: str
-) -> list[dict[str, Any]]:
+def repository_failures(*, session: Session, repository: Repository, web_url: str) -> list[dict[str, Any]]:
     """Its failed runs (newest first), then the files its latest successful run could not
     parse or skipped; the keys of `miner.present.failures.failure_rows`, plus a file's `url`."""
     runs = session.exec(
-        select(MiningRun).where(MiningRun.repository_id == repository.id,
-                                MiningRun.status != RunStatus.ok)
+        select(MiningRun)
+        .where(MiningRun.repository_id == repository.id, MiningRun.status != RunStatus.ok)
         .order_by(MiningRun.finished_at.desc(), MiningRun.id.desc())
     ).all()
     rows: list[dict[str, Any]] = [
-        {"kind": "run", "repository": repository.full_name, "status": run.status.value,
-         "commit": run.commit_sha, "path": None, "finished_at": run.finished_at.isoformat(),
-         "error": run.error, "url": None}
+        {
+            "kind": "run",
+            "repository": repository.full_name,
+            "status": run.status.value,
+            "commit": run.commit_sha,
+            "path": None,
+            "finished_at": run.finished_at.isoformat(),
+            "error": run.error,
+            "url": None,
+        }
         for run in runs
     ]
     files = session.exec(
         select(FileResult, MiningRun.commit_sha, MiningRun.finished_at)
         .join(MiningRun, MiningRun.id == FileResult.mining_run_id)
-        .where(MiningRun.repository_id == repository.id, MiningRun.latest == True,  # noqa: E712
-               FileResult.status != FileStatus.ok)
+        .where(
+            MiningRun.repository_id == repository.id,
+            MiningRun.latest == True,  # noqa: E712
+            FileResult.status != FileStatus.ok,
+        )
         .order_by(FileResult.path, FileResult.id)
     ).all()
     rows += [
-        {"kind": "file", "repository": repository.full_name, "status": result.status.value,
-         "commit": commit, "path": result.path, "finished_at": finished_at.isoformat(),
-         "error": result.error,
-         "url": file_url(web_url, repository.full_name, commit, result.path) if commit else None}
+        {
+            "kind": "file",
+            "repository": repository.full_name,
+            "status": result.status.value,
+            "commit": commit,
+            "path": result.path,
+            "finished_at": finished_at.isoformat(),
+            "error": result.error,
+            "url": file_url(web_url, repository.full_name, commit, result.path) if commit else None,
+        }
         for result, commit, finished_at in files
     ]
     return rows
@@ -221,11 +244,12 @@ def repository_detail(
     if repository is None:
         return None
     runs = session.exec(
-        select(MiningRun).where(MiningRun.repository_id == repository.id)
+        select(MiningRun)
+        .where(MiningRun.repository_id == repository.id)
         .order_by(MiningRun.finished_at.desc(), MiningRun.id.desc())
     ).all()
     findings = finding_rows(session=session, repo=full_name)
-    page = findings[offset:] if limit is None else findings[offset:offset + limit]
+    page = findings[offset:] if limit is None else findings[offset : offset + limit]
     latest_ok = next((run.commit_sha for run in runs if run.status is RunStatus.ok), None)
     failures = repository_failures(session=session, repository=repository, web_url=web_url)
     return {
@@ -236,6 +260,5 @@ def repository_detail(
         },
         "runs": runs,
         "failures": {"data": failures, "count": len(failures)},
-        "findings": {"data": with_urls(web_url, page),
-                     "count": count_findings(session=session, repo=full_name)},
+        "findings": {"data": with_urls(web_url, page), "count": count_findings(session=session, repo=full_name)},
     }

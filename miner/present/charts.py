@@ -20,8 +20,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from sqlmodel import Session
 
-from miner.core.rules import Rules
 from miner.core.domain import Category
+from miner.core.rules import Rules
 from schema.filters import Filters
 
 # Colours of the seed study's palette: used / not used, then the bars' single colour.
@@ -32,10 +32,19 @@ BAND_COLOUR = "#90cdf4"
 DPI = 100
 # Findings per repository are heavy-tailed: buckets widen as counts grow.
 FINDINGS_BUCKETS: tuple[tuple[int, int | None], ...] = (
-    (0, 0), (1, 1), (2, 2), (3, 5), (6, 10), (11, 20), (21, 50), (51, 100), (101, 200),
-    (201, 500), (501, None),
+    (0, 0),
+    (1, 1),
+    (2, 2),
+    (3, 5),
+    (6, 10),
+    (11, 20),
+    (21, 50),
+    (51, 100),
+    (101, 200),
+    (201, 500),
+    (501, None),
 )
-GENERIC_AUTOLOG = "mlflow.autolog"   # the flavor label of a flavor-less autolog() call
+GENERIC_AUTOLOG = "mlflow.autolog"  # the flavor label of a flavor-less autolog() call
 
 
 class Chart(str, Enum):
@@ -60,18 +69,18 @@ CHART_TITLES: dict[Chart, str] = {
 
 CHART_CAPTIONS: dict[Chart, str] = {
     Chart.headline: "Share of repositories whose latest successful run calls log_param, log_params, "
-                    "log_metric, log_metrics or an autolog that is not autolog(disable=True); "
-                    "n and the 95 % Wilson interval in the title.",
+    "log_metric, log_metrics or an autolog that is not autolog(disable=True); "
+    "n and the 95 % Wilson interval in the title.",
     Chart.categories: "Share of repositories using each category, fluent or through a client "
-                      "(client: any MlflowClient call; other: any other mlflow call).",
+    "(client: any MlflowClient call; other: any other mlflow call).",
     Chart.apis: "Share of repositories calling each api of the rules table; bar labels give "
-                "the repositories and their share.",
+    "the repositories and their share.",
     Chart.autolog_flavors: "Repositories switching autolog on, per flavor (mlflow.autolog is the "
-                           "flavor-less call); a repository counts once per flavor it uses.",
+    "flavor-less call); a repository counts once per flavor it uses.",
     Chart.findings_per_repository: "MLflow calls found per repository in its latest successful "
-                                   "run, in buckets that widen with the count.",
+    "run, in buckets that widen with the count.",
     Chart.trend: "Headline share of each crawl (each repository's latest successful run within "
-                 "it), with the 95 % interval as a band.",
+    "it), with the 95 % interval as a band.",
 }
 
 # Charts drawn landscape, to span the page's width.
@@ -80,8 +89,12 @@ WIDE_CHARTS = frozenset({Chart.apis, Chart.trend})
 
 def chart_card(chart: Chart) -> dict[str, Any]:
     """What a page needs to show a chart: file stem, title, caption, and whether it is wide."""
-    return {"name": chart.value, "title": CHART_TITLES[chart], "caption": CHART_CAPTIONS[chart],
-            "wide": chart in WIDE_CHARTS}
+    return {
+        "name": chart.value,
+        "title": CHART_TITLES[chart],
+        "caption": CHART_CAPTIONS[chart],
+        "wide": chart in WIDE_CHARTS,
+    }
 
 
 def percent(share: float) -> str:
@@ -91,8 +104,9 @@ def percent(share: float) -> str:
 def headline_title(headline: Mapping[str, Any], repositories: int) -> str:
     """`60.0 % of n = 5 repositories (95 % CI 23.1-88.2 %)`: the number the study quotes."""
     low, high = headline["ci95"]
-    return (f"{percent(headline['share'])} of n = {repositories} repositories "
-            f"(95 % CI {100 * low:.1f}-{100 * high:.1f} %)")
+    return (
+        f"{percent(headline['share'])} of n = {repositories} repositories (95 % CI {100 * low:.1f}-{100 * high:.1f} %)"
+    )
 
 
 def png_bytes(figure: Figure) -> bytes:
@@ -110,13 +124,13 @@ def _figure(width_in: float = 8.0, height_in: float = 4.5) -> Figure:
 def _empty(figure: Figure, title: str, message: str) -> Figure:
     axes = figure.add_subplot()
     axes.set_title(title)
-    axes.text(0.5, 0.5, message, ha="center", va="center", fontsize=13, color="#4a5568",
-              transform=axes.transAxes)
+    axes.text(0.5, 0.5, message, ha="center", va="center", fontsize=13, color="#4a5568", transform=axes.transAxes)
     axes.set_axis_off()
     return figure
 
 
 # -------------------------------------------------------------------------------- drawing
+
 
 def headline_pie(headline: Mapping[str, Any], repositories: int) -> Figure:
     """The seed study's pie: repositories calling a headline api against the rest."""
@@ -142,8 +156,9 @@ def headline_pie(headline: Mapping[str, Any], repositories: int) -> Figure:
     return figure
 
 
-def share_bars(entries: Mapping[str, Mapping[str, Any]], *, title: str, repositories: int,
-               vertical: bool = False) -> Figure:
+def share_bars(
+    entries: Mapping[str, Mapping[str, Any]], *, title: str, repositories: int, vertical: bool = False
+) -> Figure:
     """Bars of the share of repositories per key (api or category), in the given order.
 
     Horizontal by default; `vertical` draws columns on a landscape figure for long lists.
@@ -152,9 +167,10 @@ def share_bars(entries: Mapping[str, Mapping[str, Any]], *, title: str, reposito
         return _empty(_figure(8.0, 3.0), title, "no repositories mined yet")
     names = list(entries)
     shares = [100 * float(entries[name]["share"]) for name in names]
-    labels = [f"{entries[name]['repositories']}" if vertical
-              else f"{entries[name]['repositories']} ({share:.0f} %)"
-              for name, share in zip(names, shares)]
+    labels = [
+        f"{entries[name]['repositories']}" if vertical else f"{entries[name]['repositories']} ({share:.0f} %)"
+        for name, share in zip(names, shares)
+    ]
     positions = list(range(len(names)))
     if vertical:
         figure = _figure(13.0, 4.8)
@@ -170,7 +186,7 @@ def share_bars(entries: Mapping[str, Mapping[str, Any]], *, title: str, reposito
         axes = figure.add_subplot()
         bars = axes.barh(positions, shares, color=BAR_COLOUR)
         axes.set_yticks(positions, labels=names)
-        axes.invert_yaxis()                      # table order from the top
+        axes.invert_yaxis()  # table order from the top
         axes.set_xlim(0, 100)
         axes.set_xlabel(f"% of n = {repositories} repositories")
         axes.grid(axis="x", alpha=0.3)
@@ -188,8 +204,7 @@ def flavor_bars(repositories_per_flavor: Mapping[str, int], *, repositories: int
     ordered = sorted(repositories_per_flavor.items(), key=lambda item: (-item[1], item[0]))
     axes = figure.add_subplot()
     positions = range(len(ordered))
-    bars = axes.barh(positions, [count for _, count in ordered], color=BAR_COLOUR,
-                     height=0.6)
+    bars = axes.barh(positions, [count for _, count in ordered], color=BAR_COLOUR, height=0.6)
     axes.set_yticks(list(positions), labels=[name for name, _ in ordered])
     axes.set_xlim(0, max(count for _, count in ordered) * 1.15)
     axes.invert_yaxis()
@@ -227,14 +242,15 @@ def findings_histogram(findings_per_repository: Sequence[int]) -> Figure:
     axes = figure.add_subplot()
     bars = axes.bar(range(len(counts)), list(counts.values()), color=BAR_COLOUR, width=0.85)
     axes.set_xticks(range(len(counts)), labels=list(counts), rotation=0, fontsize=9)
-    axes.bar_label(bars, labels=[str(v) if v else "" for v in counts.values()], padding=2,
-                   fontsize=8)
+    axes.bar_label(bars, labels=[str(v) if v else "" for v in counts.values()], padding=2, fontsize=8)
     axes.set_xlabel("MLflow calls found in the repository's latest successful run")
     axes.set_ylabel("repositories")
     axes.yaxis.get_major_locator().set_params(integer=True)
-    axes.set_title(f"{title} (n = {len(findings_per_repository)}, "
-                   f"median {statistics.median(findings_per_repository):g}, "
-                   f"max {max(findings_per_repository)})")
+    axes.set_title(
+        f"{title} (n = {len(findings_per_repository)}, "
+        f"median {statistics.median(findings_per_repository):g}, "
+        f"max {max(findings_per_repository)})"
+    )
     axes.grid(axis="y", alpha=0.3)
     return figure
 
@@ -251,18 +267,26 @@ def trend_line(trend: Sequence[Mapping[str, Any]]) -> Figure:
     shares = [100 * float(row["share"]) for row in points]
     lows = [100 * float(row["ci95"][0]) for row in points]
     highs = [100 * float(row["ci95"][1]) for row in points]
-    axes.fill_between(positions, lows, highs, color=BAND_COLOUR, alpha=0.45, label="95 % CI",
-                      step=None if len(points) > 1 else "mid")
-    axes.errorbar(positions, shares, yerr=[[s - lo for s, lo in zip(shares, lows)],
-                                           [hi - s for s, hi in zip(shares, highs)]],
-                  fmt="o-", color=USED_COLOUR, capsize=4, label="headline share")
+    axes.fill_between(
+        positions, lows, highs, color=BAND_COLOUR, alpha=0.45, label="95 % CI", step=None if len(points) > 1 else "mid"
+    )
+    axes.errorbar(
+        positions,
+        shares,
+        yerr=[[s - lo for s, lo in zip(shares, lows)], [hi - s for s, hi in zip(shares, highs)]],
+        fmt="o-",
+        color=USED_COLOUR,
+        capsize=4,
+        label="headline share",
+    )
     axes.set_xticks(positions, labels=[_crawl_label(row) for row in points], fontsize=8)
     axes.set_ylim(0, 100)
     axes.set_ylabel("% of repositories")
     axes.set_xlabel("crawl")
     for x, row, share in zip(positions, points, shares):
-        axes.annotate(f"{row['k']}/{row['n']}", (x, share), textcoords="offset points",
-                      xytext=(7, 4), ha="left", fontsize=8)
+        axes.annotate(
+            f"{row['k']}/{row['n']}", (x, share), textcoords="offset points", xytext=(7, 4), ha="left", fontsize=8
+        )
     if len(points) == 1:
         axes.set_xlim(-1, 1)
     else:
@@ -282,17 +306,14 @@ def _crawl_label(row: Mapping[str, Any]) -> str:
 
 # --------------------------------------------------------------------- numbers from the db
 
+
 def autolog_flavor_counts(finding_rows: Iterable[Mapping[str, Any]]) -> dict[str, int]:
     """Repositories per autolog flavor from autolog findings, counting calls that switch it on.
 
     A flavor-less `mlflow.autolog()` counts under "mlflow.autolog"; a repository calling
     several flavors counts once for each.
     """
-    seen = {
-        (row["repository"], row.get("flavor") or GENERIC_AUTOLOG)
-        for row in finding_rows
-        if not row["disabling"]
-    }
+    seen = {(row["repository"], row.get("flavor") or GENERIC_AUTOLOG) for row in finding_rows if not row["disabling"]}
     return dict(Counter(flavor for _repository, flavor in seen))
 
 
@@ -319,14 +340,17 @@ def render_charts(
         if chart is Chart.headline:
             figure = headline_pie(stats["headline"], stats["repositories"])
         elif chart is Chart.apis:
-            figure = share_bars(stats["apis"], title=CHART_TITLES[chart],
-                                repositories=stats["repositories"], vertical=True)
+            figure = share_bars(
+                stats["apis"], title=CHART_TITLES[chart], repositories=stats["repositories"], vertical=True
+            )
         elif chart is Chart.categories:
-            figure = share_bars(stats["categories"], title=CHART_TITLES[chart],
-                                repositories=stats["repositories"])
+            figure = share_bars(stats["categories"], title=CHART_TITLES[chart], repositories=stats["repositories"])
         elif chart is Chart.autolog_flavors:
-            rows = [row for api in rules.apis_of(Category.autolog)
-                    for row in finding_rows(session=session, api=api, filters=filters)]
+            rows = [
+                row
+                for api in rules.apis_of(Category.autolog)
+                for row in finding_rows(session=session, api=api, filters=filters)
+            ]
             figure = flavor_bars(autolog_flavor_counts(rows), repositories=stats["repositories"])
         elif chart is Chart.findings_per_repository:
             rows = repository_rows(session=session, rules=rules, filters=filters)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from miner.core.rules import Rules
 from miner.core.domain import RULE_V1, Category, Finding
+from miner.core.rules import Rules
 
 CallKey = tuple[str, int | None, int, str]  # (path, cell, line, api)
 
@@ -46,8 +45,14 @@ class Counts:
         return 2 * p * r / (p + r) if p + r else 0.0
 
     def as_dict(self) -> dict:
-        return {"tp": self.tp, "fp": self.fp, "fn": self.fn, "precision": round(self.precision, 4),
-                "recall": round(self.recall, 4), "f1": round(self.f1, 4)}
+        return {
+            "tp": self.tp,
+            "fp": self.fp,
+            "fn": self.fn,
+            "precision": round(self.precision, 4),
+            "recall": round(self.recall, 4),
+            "f1": round(self.f1, 4),
+        }
 
 
 @dataclass
@@ -144,8 +149,17 @@ def score_repository(entry: dict, findings: list[Finding], rules: Rules, report:
         else:
             report.calls.fn += 1
             counts.fn += 1
-            report.disagreements.append(Disagreement(repo, "missed", label["path"], label.get("cell"),
-                                                     label["line"], label["api"], label.get("qualified_name", "")))
+            report.disagreements.append(
+                Disagreement(
+                    repo,
+                    "missed",
+                    label["path"],
+                    label.get("cell"),
+                    label["line"],
+                    label["api"],
+                    label.get("qualified_name", ""),
+                )
+            )
     for label in optional:
         take(label)  # a beyond-spec call we also found is neither credit nor a false positive
     for f in unmatched:
@@ -163,8 +177,12 @@ def label_kind(label: dict) -> str:
 
 def _matches(finding: Finding, label: dict) -> bool:
     lines = {label["line"], label.get("name_line", label["line"])}
-    return (finding.path == label["path"] and finding.cell == label.get("cell")
-            and finding.api == label["api"] and finding.line in lines)
+    return (
+        finding.path == label["path"]
+        and finding.cell == label.get("cell")
+        and finding.api == label["api"]
+        and finding.line in lines
+    )
 
 
 def _score_kinds(entry: dict, findings: list[Finding], report: EvalReport) -> None:
@@ -185,10 +203,17 @@ def _score_kinds(entry: dict, findings: list[Finding], report: EvalReport) -> No
         counts.tp += 1
         found = unmatched.pop(index)
         if found.rule != kind:
-            report.rule_mismatches.append({
-                "repo": entry["repo"], "path": label["path"], "cell": label.get("cell"),
-                "line": label["line"], "api": label["api"], "label": kind, "found": found.rule,
-            })
+            report.rule_mismatches.append(
+                {
+                    "repo": entry["repo"],
+                    "path": label["path"],
+                    "cell": label.get("cell"),
+                    "line": label["line"],
+                    "api": label["api"],
+                    "label": kind,
+                    "found": found.rule,
+                }
+            )
     for found in unmatched:
         if not any(_matches(found, label) for label in entry.get("calls", [])):
             report.calls_by_kind.setdefault(found.rule, Counts()).fp += 1
@@ -197,8 +222,15 @@ def _score_kinds(entry: dict, findings: list[Finding], report: EvalReport) -> No
 def kind_table(report: EvalReport) -> list[dict]:
     """One row per spec kind: labelled calls found (recall), and findings of it no label has."""
     return [
-        {"kind": kind, "labelled": c.tp + c.fn, "found": c.tp, "missed": c.fn, "unlabelled_found": c.fp,
-         "recall": round(c.recall, 4), "precision": round(c.precision, 4)}
+        {
+            "kind": kind,
+            "labelled": c.tp + c.fn,
+            "found": c.tp,
+            "missed": c.fn,
+            "unlabelled_found": c.fp,
+            "recall": round(c.recall, 4),
+            "precision": round(c.precision, 4),
+        }
         for kind, c in sorted(report.calls_by_kind.items(), key=lambda item: (item[0] != RULE_V1, item[0]))
     ]
 
@@ -208,13 +240,19 @@ def api_table(report: EvalReport, rules: Rules) -> list[dict]:
     for api in rules.apis:
         repo = report.repo_level.get(api, Counts())
         calls = report.calls_by_api.get(api, Counts())
-        rows.append({
-            "api": api,
-            "repo_tp": repo.tp, "repo_fp": repo.fp, "repo_fn": repo.fn,
-            "repo_precision": round(repo.precision, 4), "repo_recall": round(repo.recall, 4),
-            "call_tp": calls.tp, "call_fp": calls.fp, "call_fn": calls.fn,
-            "call_precision": round(calls.precision, 4), "call_recall": round(calls.recall, 4),
-        })
+        rows.append(
+            {
+                "api": api,
+                "repo_tp": repo.tp,
+                "repo_fp": repo.fp,
+                "repo_fn": repo.fn,
+                "repo_precision": round(repo.precision, 4),
+                "repo_recall": round(repo.recall, 4),
+                "call_tp": calls.tp,
+                "call_fp": calls.fp,
+                "call_fn": calls.fn,
+                "call_precision": round(calls.precision, 4),
+                "call_recall": round(calls.recall, 4),
+            }
+        )
     return rows
-
-

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +30,7 @@ from miner.present.export_formats import WRITERS, ExportFormat
 from miner.present.export_tables import export_tables
 from miner.present.figures import iso
 
-if TYPE_CHECKING:   # the database modules load when an export runs, not with `miner --help`
+if TYPE_CHECKING:  # the database modules load when an export runs, not with `miner --help`
     from sqlalchemy import Select
     from sqlmodel import Session
 
@@ -50,14 +50,15 @@ def _stream(session: Session, statement: Select[Any], chunk_rows: int) -> Iterat
 
 def _begin_snapshot(session: Session) -> None:
     """Read every table from one snapshot, so the files and stats.json agree under writers."""
-    session.commit()   # store functions leave nothing pending; this only ends an idle transaction
+    session.commit()  # store functions leave nothing pending; this only ends an idle transaction
     if session.get_bind().dialect.name == "postgresql":
         session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-    else:   # pysqlite opens no transaction for reads; a deferred BEGIN pins the WAL snapshot
+    else:  # pysqlite opens no transaction for reads; a deferred BEGIN pins the WAL snapshot
         session.connection().exec_driver_sql("BEGIN")
 
 
 # ----------------------------------------------------------------------------------- the export
+
 
 def write_export(
     *,
@@ -76,7 +77,7 @@ def write_export(
 
     fmt = ExportFormat(fmt)
     filters = merge_crawl(filters, None)
-    generated_at = generated_at or datetime.now(timezone.utc)
+    generated_at = generated_at or datetime.now(UTC)
     out_dir.mkdir(parents=True, exist_ok=True)
     writer_class = WRITERS[fmt]
 
@@ -84,7 +85,7 @@ def write_export(
     try:
         tables = export_tables(rules, filters)
         written: dict[str, dict[str, Any]] = {}
-        mined: list[dict[str, Any]] = []          # the card's repository list
+        mined: list[dict[str, Any]] = []  # the card's repository list
         crawl_ids: set[int] = set()
         run_dates: list[datetime] = []
         for table in tables:
@@ -96,23 +97,36 @@ def write_export(
                     writer.write(chunk)
                     rows_written += len(chunk)
                     if table.name == "repositories":
-                        mined.extend({"full_name": row[1], "commit": row[15],
-                                      "mined_at": iso(row[16])} for row in chunk)
+                        mined.extend(
+                            {"full_name": row[1], "commit": row[15], "mined_at": iso(row[16])} for row in chunk
+                        )
                         run_dates.extend(row[16] for row in chunk if row[16] is not None)
                     elif table.name == "runs":
                         crawl_ids.update(row[3] for row in chunk if row[3] is not None)
             finally:
                 writer.close()
-            written[table.name] = {"file": path.name, "rows": rows_written,
-                                   "columns": [name for name, _kind in table.columns]}
+            written[table.name] = {
+                "file": path.name,
+                "rows": rows_written,
+                "columns": [name for name, _kind in table.columns],
+            }
         stats = compute_stats(session=session, rules=rules, filters=filters)
         crawls = crawl_records(session, crawl_ids)
     finally:
-        session.rollback()   # end the snapshot; nothing was written through this session
+        session.rollback()  # end the snapshot; nothing was written through this session
 
     (out_dir / STATS).write_text(json.dumps(stats, indent=2, default=str) + "\n", encoding="utf-8")
     return write_card(
-        out_dir=out_dir, rules=rules, filters=filters, fmt=fmt, database=database,
-        generated_at=generated_at, stats=stats, stats_file=STATS, written=written, crawls=crawls,
-        mined=mined, run_dates=run_dates,
+        out_dir=out_dir,
+        rules=rules,
+        filters=filters,
+        fmt=fmt,
+        database=database,
+        generated_at=generated_at,
+        stats=stats,
+        stats_file=STATS,
+        written=written,
+        crawls=crawls,
+        mined=mined,
+        run_dates=run_dates,
     )

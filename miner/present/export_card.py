@@ -19,7 +19,7 @@ from miner.core.domain import LATEST_SPEC
 from miner.present.export_formats import ExportFormat
 from miner.present.figures import iso
 
-if TYPE_CHECKING:   # the database modules load when an export runs, not with `miner --help`
+if TYPE_CHECKING:  # the database modules load when an export runs, not with `miner --help`
     from sqlmodel import Session
 
     from miner.core.rules import Rules
@@ -84,8 +84,7 @@ def write_card(
         "stats": {"file": stats_file, "sha256": sha256_of(out_dir / stats_file)},
         "repositories": mined,
     }
-    (out_dir / CARD).write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n",
-                                encoding="utf-8")
+    (out_dir / CARD).write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return card
 
 
@@ -109,11 +108,13 @@ def crawl_records(session: Session, crawl_ids: set[int]) -> list[dict[str, Any]]
     crawls = session.execute(
         select(Crawl).where(Crawl.id.in_(sorted(crawl_ids))).order_by(Crawl.started_at, Crawl.id)
     ).scalars()
-    runs_per_crawl = dict(session.execute(
-        select(MiningRun.crawl_id, func.count())
-        .where(MiningRun.crawl_id.in_(sorted(crawl_ids)))
-        .group_by(MiningRun.crawl_id)
-    ).all())
+    runs_per_crawl = dict(
+        session.execute(
+            select(MiningRun.crawl_id, func.count())
+            .where(MiningRun.crawl_id.in_(sorted(crawl_ids)))
+            .group_by(MiningRun.crawl_id)
+        ).all()
+    )
     return [
         {
             "id": crawl.id,

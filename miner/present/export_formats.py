@@ -24,9 +24,7 @@ class ExportFormat(str, Enum):
 
 
 # Column kinds: how a value is typed in Parquet and spelled in CSV / JSON.
-INT, STR, BOOL, FLOAT, TIME, STR_LIST, INT_LIST = (
-    "int", "str", "bool", "float", "time", "str_list", "int_list"
-)
+INT, STR, BOOL, FLOAT, TIME, STR_LIST, INT_LIST = ("int", "str", "bool", "float", "time", "str_list", "int_list")
 
 
 def _json_list(value: Any) -> str:
@@ -48,12 +46,12 @@ class TableWriter:
         raise NotImplementedError
 
     def _converters(self, kinds: dict[str, Callable[[Any], Any]]) -> list[tuple[int, Callable[[Any], Any]]]:
-        return [(index, kinds[kind]) for index, (_name, kind) in enumerate(self.columns)
-                if kind in kinds]
+        return [(index, kinds[kind]) for index, (_name, kind) in enumerate(self.columns) if kind in kinds]
 
     @staticmethod
-    def _convert(rows: list[tuple[Any, ...]],
-                 converters: list[tuple[int, Callable[[Any], Any]]]) -> Iterator[list[Any]]:
+    def _convert(
+        rows: list[tuple[Any, ...]], converters: list[tuple[int, Callable[[Any], Any]]]
+    ) -> Iterator[list[Any]]:
         for row in rows:
             values = list(row)
             for index, convert in converters:
@@ -109,8 +107,12 @@ class _ParquetWriter(TableWriter):
 
         super().__init__(path, columns)
         types = {
-            INT: pa.int64(), STR: pa.string(), BOOL: pa.bool_(), FLOAT: pa.float64(),
-            TIME: pa.timestamp("us", tz="UTC"), STR_LIST: pa.list_(pa.string()),
+            INT: pa.int64(),
+            STR: pa.string(),
+            BOOL: pa.bool_(),
+            FLOAT: pa.float64(),
+            TIME: pa.timestamp("us", tz="UTC"),
+            STR_LIST: pa.list_(pa.string()),
             INT_LIST: pa.list_(pa.int64()),
         }
         self.pa = pa
@@ -119,8 +121,7 @@ class _ParquetWriter(TableWriter):
 
     def write(self, rows: list[tuple[Any, ...]]) -> None:
         columns = list(zip(*rows)) if rows else [() for _ in self.columns]
-        arrays = [self.pa.array(values, type=field.type)
-                  for values, field in zip(columns, self.schema)]
+        arrays = [self.pa.array(values, type=field.type) for values, field in zip(columns, self.schema)]
         self.writer.write_batch(self.pa.RecordBatch.from_arrays(arrays, schema=self.schema))
 
     def close(self) -> None:

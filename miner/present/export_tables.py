@@ -26,7 +26,7 @@ class ExportTable:
     """One exported file: its name, its columns with their kinds, and the SELECT that fills it."""
 
     name: str
-    columns: Sequence[tuple[str, str]]     # (name, kind), in the order the statement selects
+    columns: Sequence[tuple[str, str]]  # (name, kind), in the order the statement selects
     statement: Select[Any]
 
 
@@ -56,19 +56,47 @@ def repositories_table(rules: Rules, filters: Filters) -> ExportTable:
     statement, latest, per_run = repository_statement(rules, filters, (), ())
     categories = [category.value for category in rules.categories]
     statement = statement.with_only_columns(
-        Repository.id, Repository.full_name, Repository.stars, Repository.forks, Repository.fork,
-        Repository.archived, Repository.topics, Repository.description, Repository.clone_url,
-        Repository.default_branch, Repository.size_kb, Repository.created_at,
-        Repository.pushed_at, Repository.first_seen_at, latest.c.id, latest.c.commit_sha,
-        latest.c.finished_at, func.coalesce(per_run.c.findings, 0), latest.c.headline == 1,
+        Repository.id,
+        Repository.full_name,
+        Repository.stars,
+        Repository.forks,
+        Repository.fork,
+        Repository.archived,
+        Repository.topics,
+        Repository.description,
+        Repository.clone_url,
+        Repository.default_branch,
+        Repository.size_kb,
+        Repository.created_at,
+        Repository.pushed_at,
+        Repository.first_seen_at,
+        latest.c.id,
+        latest.c.commit_sha,
+        latest.c.finished_at,
+        func.coalesce(per_run.c.findings, 0),
+        latest.c.headline == 1,
         *(func.coalesce(per_run.c[f"count_{name}"], 0) for name in categories),
     ).order_by(Repository.full_name)
     columns = [
-        ("repository_id", INT), ("full_name", STR), ("stars", INT), ("forks", INT),
-        ("fork", BOOL), ("archived", BOOL), ("topics", STR_LIST), ("description", STR),
-        ("clone_url", STR), ("default_branch", STR), ("size_kb", INT), ("created_at", TIME),
-        ("pushed_at", TIME), ("first_seen_at", TIME), ("run_id", INT), ("commit", STR),
-        ("mined_at", TIME), ("findings", INT), ("headline", BOOL),
+        ("repository_id", INT),
+        ("full_name", STR),
+        ("stars", INT),
+        ("forks", INT),
+        ("fork", BOOL),
+        ("archived", BOOL),
+        ("topics", STR_LIST),
+        ("description", STR),
+        ("clone_url", STR),
+        ("default_branch", STR),
+        ("size_kb", INT),
+        ("created_at", TIME),
+        ("pushed_at", TIME),
+        ("first_seen_at", TIME),
+        ("run_id", INT),
+        ("commit", STR),
+        ("mined_at", TIME),
+        ("findings", INT),
+        ("headline", BOOL),
         *((name, INT) for name in categories),
     ]
     return ExportTable("repositories", columns, statement)
@@ -78,19 +106,30 @@ def runs_table(filters: Filters) -> ExportTable:
     from sqlalchemy import case, select
 
     from miner.present.failures import failed_last_runs
-    from schema.models import MiningRun, Repository
     from schema.latest import latest_runs
+    from schema.models import MiningRun, Repository
 
     latest = select(latest_runs(filters=filters).subquery("latest").c.id)
     last_failed = failed_last_runs(filters)
     statement = (
         select(
-            MiningRun.id, MiningRun.repository_id, Repository.full_name, MiningRun.crawl_id,
-            MiningRun.commit_sha, _plain(MiningRun.status),
+            MiningRun.id,
+            MiningRun.repository_id,
+            Repository.full_name,
+            MiningRun.crawl_id,
+            MiningRun.commit_sha,
+            _plain(MiningRun.status),
             case((MiningRun.id.in_(latest), "latest_ok"), else_="latest_failed"),
-            MiningRun.error, MiningRun.started_at, MiningRun.finished_at, MiningRun.files_seen,
-            MiningRun.files_analysed, MiningRun.files_unparsable, MiningRun.files_skipped,
-            MiningRun.bytes_analysed, MiningRun.duration_s, MiningRun.rules_version,
+            MiningRun.error,
+            MiningRun.started_at,
+            MiningRun.finished_at,
+            MiningRun.files_seen,
+            MiningRun.files_analysed,
+            MiningRun.files_unparsable,
+            MiningRun.files_skipped,
+            MiningRun.bytes_analysed,
+            MiningRun.duration_s,
+            MiningRun.rules_version,
             MiningRun.tool_version,
         )
         .join(Repository, Repository.id == MiningRun.repository_id)
@@ -98,11 +137,24 @@ def runs_table(filters: Filters) -> ExportTable:
         .order_by(Repository.full_name, MiningRun.finished_at, MiningRun.id)
     )
     columns = [
-        ("run_id", INT), ("repository_id", INT), ("repository", STR), ("crawl_id", INT),
-        ("commit", STR), ("status", STR), ("role", STR), ("error", STR), ("started_at", TIME),
-        ("finished_at", TIME), ("files_seen", INT), ("files_analysed", INT),
-        ("files_unparsable", INT), ("files_skipped", INT), ("bytes_analysed", INT),
-        ("duration_s", FLOAT), ("rules_version", STR), ("tool_version", STR),
+        ("run_id", INT),
+        ("repository_id", INT),
+        ("repository", STR),
+        ("crawl_id", INT),
+        ("commit", STR),
+        ("status", STR),
+        ("role", STR),
+        ("error", STR),
+        ("started_at", TIME),
+        ("finished_at", TIME),
+        ("files_seen", INT),
+        ("files_analysed", INT),
+        ("files_unparsable", INT),
+        ("files_skipped", INT),
+        ("bytes_analysed", INT),
+        ("duration_s", FLOAT),
+        ("rules_version", STR),
+        ("tool_version", STR),
     ]
     return ExportTable("runs", columns, statement)
 
@@ -110,23 +162,39 @@ def runs_table(filters: Filters) -> ExportTable:
 def file_results_table(filters: Filters) -> ExportTable:
     from sqlalchemy import select
 
-    from schema.models import FileResult, Repository
     from schema.latest import latest_runs
+    from schema.models import FileResult, Repository
 
     latest = latest_runs(filters=filters).subquery("latest")
     statement = (
         select(
-            FileResult.id, FileResult.mining_run_id, Repository.full_name, latest.c.commit_sha,
-            FileResult.path, _plain(FileResult.kind), _plain(FileResult.status), FileResult.error,
-            FileResult.size_bytes, FileResult.parsed, FileResult.unparsable_cells,
+            FileResult.id,
+            FileResult.mining_run_id,
+            Repository.full_name,
+            latest.c.commit_sha,
+            FileResult.path,
+            _plain(FileResult.kind),
+            _plain(FileResult.status),
+            FileResult.error,
+            FileResult.size_bytes,
+            FileResult.parsed,
+            FileResult.unparsable_cells,
         )
         .join(latest, latest.c.id == FileResult.mining_run_id)
         .join(Repository, Repository.id == latest.c.repository_id)
         .order_by(Repository.full_name, FileResult.path, FileResult.id)
     )
     columns = [
-        ("file_id", INT), ("run_id", INT), ("repository", STR), ("commit", STR), ("path", STR),
-        ("kind", STR), ("status", STR), ("error", STR), ("size_bytes", INT), ("parsed", BOOL),
+        ("file_id", INT),
+        ("run_id", INT),
+        ("repository", STR),
+        ("commit", STR),
+        ("path", STR),
+        ("kind", STR),
+        ("status", STR),
+        ("error", STR),
+        ("size_bytes", INT),
+        ("parsed", BOOL),
         ("unparsable_cells", INT_LIST),
     ]
     return ExportTable("file_results", columns, statement)
@@ -135,29 +203,51 @@ def file_results_table(filters: Filters) -> ExportTable:
 def findings_table(filters: Filters) -> ExportTable:
     from sqlalchemy import select
 
+    from schema.latest import latest_runs
     from schema.models import Finding, Repository
     from schema.spec import spec_columns
-    from schema.latest import latest_runs
 
     latest = latest_runs(filters=filters).subquery("latest")
     statement = (
         select(
-            Finding.id, Finding.mining_run_id, Repository.full_name, latest.c.commit_sha,
-            Finding.path, Finding.cell, Finding.line, Finding.column, Finding.api,
-            _plain(Finding.category), Finding.qualified_name, Finding.flavor, Finding.disabling,
-            Finding.via_client, Finding.rule,
+            Finding.id,
+            Finding.mining_run_id,
+            Repository.full_name,
+            latest.c.commit_sha,
+            Finding.path,
+            Finding.cell,
+            Finding.line,
+            Finding.column,
+            Finding.api,
+            _plain(Finding.category),
+            Finding.qualified_name,
+            Finding.flavor,
+            Finding.disabling,
+            Finding.via_client,
+            Finding.rule,
         )
         .join(latest, latest.c.id == Finding.mining_run_id)
         .join(Repository, Repository.id == latest.c.repository_id)
         # the run's own order: by run, then as stored (file by file, line by line)
         .order_by(Finding.mining_run_id, Finding.id)
     )
-    if filters.spec < LATEST_SPEC:   # only the findings counted under that spec version
+    if filters.spec < LATEST_SPEC:  # only the findings counted under that spec version
         statement = statement.where(spec_columns(filters.spec).findings)
     columns = [
-        ("finding_id", INT), ("run_id", INT), ("repository", STR), ("commit", STR),
-        ("path", STR), ("cell", INT), ("line", INT), ("column", INT), ("api", STR),
-        ("category", STR), ("qualified_name", STR), ("flavor", STR), ("disabling", BOOL),
-        ("via_client", BOOL), ("rule", STR),
+        ("finding_id", INT),
+        ("run_id", INT),
+        ("repository", STR),
+        ("commit", STR),
+        ("path", STR),
+        ("cell", INT),
+        ("line", INT),
+        ("column", INT),
+        ("api", STR),
+        ("category", STR),
+        ("qualified_name", STR),
+        ("flavor", STR),
+        ("disabling", BOOL),
+        ("via_client", BOOL),
+        ("rule", STR),
     ]
     return ExportTable("findings", columns, statement)

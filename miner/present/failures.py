@@ -17,8 +17,8 @@ from sqlmodel import Session
 from miner.core.domain import FileStatus, RunStatus
 from miner.present.figures import iso
 from schema.filters import Filters, has_repository_conditions, merge_crawl, repository_conditions
-from schema.models import FileResult, MiningRun, Repository
 from schema.latest import latest_runs
+from schema.models import FileResult, MiningRun, Repository
 
 
 def _run_filters(filters: Filters) -> list[ColumnElement[bool]]:
@@ -29,9 +29,7 @@ def _run_filters(filters: Filters) -> list[ColumnElement[bool]]:
     if filters.since is not None:
         conditions.append(MiningRun.finished_at >= filters.since)
     if has_repository_conditions(filters):
-        conditions.append(
-            MiningRun.repository_id.in_(select(Repository.id).where(*repository_conditions(filters)))
-        )
+        conditions.append(MiningRun.repository_id.in_(select(Repository.id).where(*repository_conditions(filters))))
     return conditions
 
 
@@ -53,17 +51,13 @@ def failed_last_runs(filters: Filters) -> Select[Any]:
     )
     if filters.crawl_id is not None:
         newer_run = newer_run.where(newer.crawl_id == filters.crawl_id)
-    return select(MiningRun.id).where(
-        MiningRun.status != RunStatus.ok, *_run_filters(filters), ~newer_run.exists()
-    )
+    return select(MiningRun.id).where(MiningRun.status != RunStatus.ok, *_run_filters(filters), ~newer_run.exists())
 
 
 def _ok_run_exists(filters: Filters) -> ColumnElement[bool]:
     """For the MiningRun in the enclosing query: its repository has a successful run in scope."""
     ok_run = aliased(MiningRun, name="ok_run")
-    exists = select(ok_run.id).where(
-        ok_run.repository_id == MiningRun.repository_id, ok_run.status == RunStatus.ok
-    )
+    exists = select(ok_run.id).where(ok_run.repository_id == MiningRun.repository_id, ok_run.status == RunStatus.ok)
     if filters.crawl_id is not None:
         exists = exists.where(ok_run.crawl_id == filters.crawl_id)
     if filters.since is not None:
@@ -79,20 +73,20 @@ def failure_counts(
     skipped_files: int,
 ) -> dict[str, Any]:
     """Failed last runs by status, and the file counts `compute_stats` already summed."""
-    statement = failed_last_runs(filters).with_only_columns(
-        MiningRun.status,
-        func.count(),
-        func.sum(case((~_ok_run_exists(filters), 1), else_=0)),
-    ).group_by(MiningRun.status)
+    statement = (
+        failed_last_runs(filters)
+        .with_only_columns(
+            MiningRun.status,
+            func.count(),
+            func.sum(case((~_ok_run_exists(filters), 1), else_=0)),
+        )
+        .group_by(MiningRun.status)
+    )
     counted = session.exec(statement).all()
     by_status = {RunStatus(row[0]): int(row[1]) for row in counted}
     without_ok_run = sum(int(row[2] or 0) for row in counted)
     return {
-        "runs": {
-            status.value: int(by_status.get(status, 0))
-            for status in RunStatus
-            if status is not RunStatus.ok
-        },
+        "runs": {status.value: int(by_status.get(status, 0)) for status in RunStatus if status is not RunStatus.ok},
         "repositories_without_ok_run": without_ok_run,
         "unparsable_files": unparsable_files,
         "skipped_files": skipped_files,
@@ -108,9 +102,13 @@ def failure_rows(*, session: Session, filters: Filters | None = None) -> list[di
     """
     filters = merge_crawl(filters, None)
     failed_runs = session.exec(
-        failed_last_runs(filters).with_only_columns(
-            Repository.full_name, MiningRun.status, MiningRun.commit_sha,
-            MiningRun.finished_at, MiningRun.error,
+        failed_last_runs(filters)
+        .with_only_columns(
+            Repository.full_name,
+            MiningRun.status,
+            MiningRun.commit_sha,
+            MiningRun.finished_at,
+            MiningRun.error,
         )
         .join(Repository, Repository.id == MiningRun.repository_id)
         .order_by(Repository.full_name)
@@ -129,8 +127,7 @@ def failure_rows(*, session: Session, filters: Filters | None = None) -> list[di
     ]
     latest = latest_runs(filters=filters).subquery("latest")
     unparsable = session.exec(
-        select(Repository.full_name, latest.c.commit_sha, latest.c.finished_at,
-               FileResult.path, FileResult.error)
+        select(Repository.full_name, latest.c.commit_sha, latest.c.finished_at, FileResult.path, FileResult.error)
         .join(latest, latest.c.id == FileResult.mining_run_id)
         .join(Repository, Repository.id == latest.c.repository_id)
         .where(FileResult.status == FileStatus.unparsable)

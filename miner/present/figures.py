@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from datetime import datetime
 
-Z_95 = 1.959964   # two-sided 95 % normal quantile
+Z_95 = 1.959964  # two-sided 95 % normal quantile
 
 
 def wilson_interval(successes: int, trials: int, z: float = Z_95) -> tuple[float, float]:

@@ -13,9 +13,9 @@ from sqlmodel import Session
 
 from miner.core.domain import LATEST_SPEC, Category
 from schema.filters import Filters, merge_crawl
+from schema.latest import latest_runs
 from schema.models import Finding, Repository
 from schema.spec import spec_columns
-from schema.latest import latest_runs
 
 
 def findings_query(
@@ -90,8 +90,12 @@ def finding_rows(
     statement = findings_query(repo=repo, api=api, filters=merge_crawl(filters, crawl_id))
     # NULL cells (plain .py files) first on both backends, which order NULLs differently
     statement = statement.order_by(
-        Repository.full_name, Finding.path, func.coalesce(Finding.cell, -1),
-        Finding.line, Finding.column, Finding.id,
+        Repository.full_name,
+        Finding.path,
+        func.coalesce(Finding.cell, -1),
+        Finding.line,
+        Finding.column,
+        Finding.id,
     )
     if limit is not None:
         statement = statement.limit(limit)

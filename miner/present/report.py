@@ -10,16 +10,16 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlmodel import Session
 
 from miner import __version__
-from miner.present.charts import Chart, chart_card, render_charts
-from miner.core.rules import Rules
 from miner.core.domain import LATEST_SPEC
+from miner.core.rules import Rules
+from miner.present.charts import Chart, chart_card, render_charts
 from miner.present.web import templates
 from schema.filters import Filters
 
@@ -43,8 +43,11 @@ def describe_filters(filters: Filters | None) -> str:
     """`topic=nlp, min_stars=10` or `none`, for the page's header."""
     if filters is None:
         return "none"
-    parts = [f"{name}={value}" for name, value in filters.as_dict().items()
-             if value not in (None, False) and not (name == "spec" and value == LATEST_SPEC)]
+    parts = [
+        f"{name}={value}"
+        for name, value in filters.as_dict().items()
+        if value not in (None, False) and not (name == "spec" and value == LATEST_SPEC)
+    ]
     return ", ".join(parts) or "none"
 
 
@@ -79,7 +82,7 @@ def write_report(
     from miner.present.failures import failure_rows
     from miner.present.stats import compute_stats
 
-    generated_at = generated_at or datetime.now(timezone.utc)
+    generated_at = generated_at or datetime.now(UTC)
     stats = compute_stats(session=session, rules=rules, filters=filters)
     pngs = render_charts(session=session, rules=rules, filters=filters, stats=stats)
     failures = failure_rows(session=session, filters=filters)
@@ -91,11 +94,13 @@ def write_report(
         path = out_dir / f"{chart.value}.png"
         path.write_bytes(pngs[chart])
         files.charts[chart.value] = path
-        charts.append({
-            **chart_card(chart),
-            "file": path.name,
-            "base64": base64.b64encode(pngs[chart]).decode("ascii"),
-        })
+        charts.append(
+            {
+                **chart_card(chart),
+                "file": path.name,
+                "base64": base64.b64encode(pngs[chart]).decode("ascii"),
+            }
+        )
     page = templates.get_template("report.html.j2").render(
         stats=stats,
         charts=charts,

@@ -17,8 +17,8 @@ from miner.core.rules import Rules
 from miner.present.figures import iso
 from miner.present.usage import HEADLINE, category_calls, check_usage_keys, run_uses, usage_rows
 from schema.filters import Filters, merge_crawl
-from schema.models import Repository, RunUsage
 from schema.latest import latest_runs
+from schema.models import Repository, RunUsage
 
 
 def repository_statement(
@@ -50,24 +50,32 @@ def repository_statement(
     if limit is not None or offset:
         page = selected.subquery("page")
         run_ids = (
-            select(page.c.id).join(Repository, Repository.id == page.c.repository_id)
-            .order_by(Repository.full_name).limit(limit).offset(offset)
+            select(page.c.id)
+            .join(Repository, Repository.id == page.c.repository_id)
+            .order_by(Repository.full_name)
+            .limit(limit)
+            .offset(offset)
         )
     usage = usage_rows(RunUsage.mining_run_id.in_(run_ids), spec=filters.spec)
     per_run = (
         select(
             usage.c.run_id,
             func.sum(usage.c.calls).label("findings"),
-            *(func.sum(calls).label(f"count_{name}")
-              for name, calls in category_calls(usage, rules).items()),
+            *(func.sum(calls).label(f"count_{name}") for name, calls in category_calls(usage, rules).items()),
         )
         .group_by(usage.c.run_id)
         .subquery("per_run")
     )
     statement = (
         select(
-            Repository.full_name, Repository.stars, Repository.fork, Repository.archived,
-            Repository.topics, latest.c.commit_sha, latest.c.finished_at, latest.c.headline,
+            Repository.full_name,
+            Repository.stars,
+            Repository.fork,
+            Repository.archived,
+            Repository.topics,
+            latest.c.commit_sha,
+            latest.c.finished_at,
+            latest.c.headline,
             per_run,
         )
         .select_from(latest)
@@ -118,8 +126,7 @@ def repository_rows(
     filters = merge_crawl(filters, crawl_id)
     uses = check_usage_keys(uses, rules)
     not_uses = check_usage_keys(not_uses, rules)
-    statement, _latest, _per_run = repository_statement(
-        rules, filters, uses, not_uses, limit=limit, offset=offset)
+    statement, _latest, _per_run = repository_statement(rules, filters, uses, not_uses, limit=limit, offset=offset)
     statement = statement.order_by(Repository.full_name)
     if limit is not None:
         statement = statement.limit(limit)
@@ -148,8 +155,6 @@ def count_repositories(
     return int(session.exec(selected).one()[0])
 
 
-def repository_usage(
-    *, session: Session, rules: Rules, crawl_id: int | None = None
-) -> list[dict[str, Any]]:
+def repository_usage(*, session: Session, rules: Rules, crawl_id: int | None = None) -> list[dict[str, Any]]:
     """The older name of `repository_rows` (every repository, no usage filter)."""
     return repository_rows(session=session, rules=rules, crawl_id=crawl_id)

@@ -36,9 +36,9 @@ from miner.present.failures import failure_counts
 from miner.present.figures import share, wilson_interval
 from miner.present.usage import HEADLINE, of_latest_runs, table_categories
 from schema.filters import Filters, has_repository_conditions, merge_crawl
+from schema.latest import latest_runs
 from schema.models import MiningRun, RunUsage
 from schema.spec import spec_columns
-from schema.latest import latest_runs
 
 
 def _entry(repositories: int, calls: int, client_calls: int, total: int) -> dict[str, Any]:
@@ -70,7 +70,7 @@ def compute_stats(
     filters = merge_crawl(filters, crawl_id)
     latest_select = latest_runs(filters=filters)
     of_latest = of_latest_runs(filters)
-    counted = spec_columns(filters.spec)   # the summaries of the spec version asked for
+    counted = spec_columns(filters.spec)  # the summaries of the spec version asked for
 
     # Per api, over the usage rows of the latest runs. Without a crawl filter the rows carry
     # the latest flag, and the (latest, api, ...) index hands them over in api order.
@@ -88,7 +88,9 @@ def compute_stats(
                 func.sum(counted.calls).label("calls"),
                 func.sum(counted.client_calls).label("client_calls"),
                 func.sum(counted.other_calls).label("other_calls"),
-            ).where(by_api).group_by(RunUsage.api)
+            )
+            .where(by_api)
+            .group_by(RunUsage.api)
         )
     }
 
@@ -96,16 +98,20 @@ def compute_stats(
     # uses, stored by `save_run`), then the rules map each distinct profile to categories.
     # Profiles repeat across repositories, so this is a few thousand rows, not one per run.
     profile_select = latest_select
-    if filters.crawl_id is None:   # the same runs; `= true` lets SQLite group in index order
+    if filters.crawl_id is None:  # the same runs; `= true` lets SQLite group in index order
         profile_select = latest_select.where(MiningRun.latest == True)  # noqa: E712
-    profiles = session.connection().execute(
-        profile_select.with_only_columns(
-            counted.apis_used,
-            func.count(),
-            func.sum(case((counted.run_client_calls > 0, 1), else_=0)),
-            func.sum(case((counted.run_other_calls > 0, 1), else_=0)),
-        ).group_by(counted.apis_used)
-    ).all()
+    profiles = (
+        session.connection()
+        .execute(
+            profile_select.with_only_columns(
+                counted.apis_used,
+                func.count(),
+                func.sum(case((counted.run_client_calls > 0, 1), else_=0)),
+                func.sum(case((counted.run_other_calls > 0, 1), else_=0)),
+            ).group_by(counted.apis_used)
+        )
+        .all()
+    )
     category_repositories = _category_repositories(profiles, rules)
 
     # Runs and files of the latest runs, and the rules versions they were mined with.
@@ -123,10 +129,10 @@ def compute_stats(
     ).one()
     total, *files = (int(value or 0) for value in files)
     rules_versions = sorted({version for version in (oldest, newest) if version is not None})
-    if len(rules_versions) > 1:   # then there may be more than two: list them all
-        rules_versions = sorted(session.exec(
-            latest_select.with_only_columns(MiningRun.rules_version).distinct()
-        ).scalars())
+    if len(rules_versions) > 1:  # then there may be more than two: list them all
+        rules_versions = sorted(
+            session.exec(latest_select.with_only_columns(MiningRun.rules_version).distinct()).scalars()
+        )
 
     def api_entry(api: str) -> dict[str, Any]:
         row = api_rows.get(api)
@@ -161,8 +167,7 @@ def compute_stats(
         },
         "apis": apis,
         "categories": {category.value: category_entry(category) for category in rules.categories},
-        "failures": failure_counts(session, filters=filters,
-                                   unparsable_files=files[2], skipped_files=files[3]),
+        "failures": failure_counts(session, filters=filters, unparsable_files=files[2], skipped_files=files[3]),
         "files": {
             "seen": files[0],
             "analysed": files[1],

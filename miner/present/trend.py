@@ -41,14 +41,12 @@ def crawl_trend(*, session: Session, rules: Rules) -> list[dict[str, Any]]:
             func.count().label("n"),
             func.sum(case((run_uses(rules, HEADLINE), 1), else_=0)).label("k"),
         )
-        .where(MiningRun.status == RunStatus.ok, MiningRun.crawl_id.is_not(None),
-               ~newer_in_crawl.exists())
+        .where(MiningRun.status == RunStatus.ok, MiningRun.crawl_id.is_not(None), ~newer_in_crawl.exists())
         .group_by(MiningRun.crawl_id)
         .subquery("per_crawl")
     )
     statement = (
-        select(Crawl.id, Crawl.started_at, Crawl.finished_at, Crawl.status, Crawl.topics,
-               per_crawl.c.n, per_crawl.c.k)
+        select(Crawl.id, Crawl.started_at, Crawl.finished_at, Crawl.status, Crawl.topics, per_crawl.c.n, per_crawl.c.k)
         .outerjoin(per_crawl, per_crawl.c.crawl_id == Crawl.id)
         .order_by(Crawl.started_at, Crawl.id)
     )
@@ -56,15 +54,17 @@ def crawl_trend(*, session: Session, rules: Rules) -> list[dict[str, Any]]:
     for row in session.exec(statement):
         k, n = int(row.k or 0), int(row.n or 0)
         low, high = wilson_interval(k, n)
-        trend.append({
-            "crawl_id": row.id,
-            "started_at": iso(row.started_at),
-            "finished_at": iso(row.finished_at),
-            "status": getattr(row.status, "value", row.status),
-            "topics": list(row.topics or []),
-            "k": k,
-            "n": n,
-            "share": share(k, n),
-            "ci95": [low, high],
-        })
+        trend.append(
+            {
+                "crawl_id": row.id,
+                "started_at": iso(row.started_at),
+                "finished_at": iso(row.finished_at),
+                "status": getattr(row.status, "value", row.status),
+                "topics": list(row.topics or []),
+                "k": k,
+                "n": n,
+                "share": share(k, n),
+                "ci95": [low, high],
+            }
+        )
     return trend

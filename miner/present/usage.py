@@ -16,15 +16,14 @@ from sqlalchemy import ColumnElement, FromClause, String, case, false, literal, 
 
 from miner.core.rules import Rules
 from schema.filters import Filters
+from schema.latest import latest_runs
 from schema.models import MiningRun, RunUsage
 from schema.spec import spec_columns
-from schema.latest import latest_runs
 
 HEADLINE = "headline"
 
 
-def usage_rows(condition: ColumnElement[bool], name: str = "usage",
-               spec: int | None = None) -> FromClause:
+def usage_rows(condition: ColumnElement[bool], name: str = "usage", spec: int | None = None) -> FromClause:
     """The per-(run, api) usage rows (RunUsage, written by `save_run`) meeting `condition`.
 
     Columns: run_id, api, calls, client_calls, other_calls and `used`, which is 0 when every
@@ -59,9 +58,7 @@ def category_calls(usage: FromClause, rules: Rules) -> dict[str, ColumnElement[A
         elif category is rules.default_category:
             calls[category.value] = usage.c.other_calls
         else:
-            calls[category.value] = case(
-                (usage.c.api.in_(rules.apis_of(category)), usage.c.calls), else_=0
-            )
+            calls[category.value] = case((usage.c.api.in_(rules.apis_of(category)), usage.c.calls), else_=0)
     return calls
 
 
@@ -84,10 +81,7 @@ def check_usage_keys(keys: Iterable[str], rules: Rules) -> list[str]:
     keys = list(keys)
     unknown = [key for key in keys if key not in known]
     if unknown:
-        raise ValueError(
-            f"unknown api or category {', '.join(map(repr, unknown))}; "
-            f"valid names: {', '.join(known)}"
-        )
+        raise ValueError(f"unknown api or category {', '.join(map(repr, unknown))}; valid names: {', '.join(known)}")
     return keys
 
 

@@ -22,7 +22,6 @@ config = context.config
 target_metadata = SQLModel.metadata
 
 
-
 def render_item(type_: str, obj: Any, autogen_context: Any) -> str | Literal[False]:
     """Autogenerate writes our column types as plain SQLAlchemy types, as 0001 does."""
     if type_ == "type" and isinstance(obj, sa.TypeDecorator):
@@ -35,7 +34,7 @@ def render_item(type_: str, obj: Any, autogen_context: Any) -> str | Literal[Fal
 
 CONFIGURE_OPTIONS = {
     "target_metadata": target_metadata,
-    "render_as_batch": True,     # SQLite can only ALTER through a copied table
+    "render_as_batch": True,  # SQLite can only ALTER through a copied table
     "compare_type": True,
     "render_item": render_item,
 }

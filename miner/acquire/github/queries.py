@@ -22,7 +22,6 @@ def _format_timestamp(epoch_s: int) -> str:
     return datetime.fromtimestamp(epoch_s, UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00")
 
 
-
 def parse_timestamp(text: str) -> datetime:
     moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
@@ -37,7 +36,7 @@ def split_created_qualifier(extra_query: str, now_s: int) -> tuple[str, tuple[in
     match = _CREATED.search(extra_query)
     if not match:
         return " ".join(extra_query.split()), (start_s, end_s)
-    rest = " ".join((extra_query[: match.start()] + " " + extra_query[match.end():]).split())
+    rest = " ".join((extra_query[: match.start()] + " " + extra_query[match.end() :]).split())
     value = match.group(1)
     if ".." in value:
         low, high = value.split("..", 1)

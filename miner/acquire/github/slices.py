@@ -23,6 +23,7 @@ SLICE_TARGET = 850
 PRIOR_GROWTH_PER_YEAR = math.log(2.0)
 """Before any slice is counted, assume a topic's repositories double every year."""
 
+
 @dataclass(frozen=True)
 class SearchPage:
     total_count: int

@@ -60,9 +60,7 @@ def _argument(call: cst.Call, keyword: str) -> cst.BaseExpression | None:
 
 def _has_fromlist(call: cst.Call) -> bool:
     positional = [arg for arg in call.args if arg.keyword is None and not arg.star]
-    return len(positional) >= 4 or any(
-        arg.keyword is not None and arg.keyword.value == "fromlist" for arg in call.args
-    )
+    return len(positional) >= 4 or any(arg.keyword is not None and arg.keyword.value == "fromlist" for arg in call.args)
 
 
 def imported_module(call: cst.Call, bindings: Bindings, star_apis: frozenset[str]) -> str | None:
@@ -73,7 +71,7 @@ def imported_module(call: cst.Call, bindings: Bindings, star_apis: frozenset[str
         return None
     function = bindings.resolve(callee, star_apis)
     if function is None and callee == "__import__":
-        function = "__import__"   # the builtin, unless something binds that name
+        function = "__import__"  # the builtin, unless something binds that name
     keyword = IMPORT_FUNCTIONS.get(function or "")
     if keyword is None:
         return None
@@ -86,9 +84,7 @@ def imported_module(call: cst.Call, bindings: Bindings, star_apis: frozenset[str
     return module
 
 
-def _alias_target(
-    value: cst.BaseExpression, bindings: Bindings, star_apis: frozenset[str]
-) -> str | None:
+def _alias_target(value: cst.BaseExpression, bindings: Bindings, star_apis: frozenset[str]) -> str | None:
     """What an assigned value means, or None when nothing binds it (yet)."""
     if isinstance(value, cst.Call):
         return imported_module(value, bindings, star_apis)
@@ -111,11 +107,12 @@ def add_assignment_aliases(
     # A call can only be an import function under its own name or a name an import gives it
     # (`from importlib import import_module as load`): other calls are not looked at.
     import_functions = _IMPORT_FUNCTION_NAMES | {
-        name for name, target in bindings.names.items() if target in IMPORT_FUNCTIONS}
+        name for name, target in bindings.names.items() if target in IMPORT_FUNCTIONS
+    }
     pending = [
-        (name, value) for name, value in assignments
-        if name not in imported
-        and (not isinstance(value, cst.Call) or _last_name(value.func) in import_functions)
+        (name, value)
+        for name, value in assignments
+        if name not in imported and (not isinstance(value, cst.Call) or _last_name(value.func) in import_functions)
     ]
     aliased: set[str] = set()
     while pending:
@@ -126,7 +123,7 @@ def add_assignment_aliases(
                 continue
             target = _alias_target(value, bindings, star_apis)
             if target is None:
-                waiting.append((name, value))   # its head may be an alias bound later
+                waiting.append((name, value))  # its head may be an alias bound later
             elif bindings.in_namespace(target) and target not in client_classes:
                 bindings.bind(name, target, RULE_ASSIGNMENT_ALIAS)
                 aliased.add(name)

@@ -30,9 +30,7 @@ def is_literal(node: cst.BaseExpression) -> bool:
     return False
 
 
-def dynamic_getattr_base(
-    call: cst.Call, bindings: Bindings, star_apis: frozenset[str]
-) -> str | None:
+def dynamic_getattr_base(call: cst.Call, bindings: Bindings, star_apis: frozenset[str]) -> str | None:
     """`mlflow` for `getattr(mlflow, name)` (two positional arguments, the name not a literal,
     the object resolving into the namespace, `getattr` the builtin), else None."""
     func = call.func

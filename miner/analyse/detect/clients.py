@@ -37,8 +37,7 @@ def _add(chains: dict[str, str], chain: str, rule: str) -> None:
 class ClientFinder:
     """Resolves client constructors and annotations against one file's binding table."""
 
-    def __init__(self, bindings: Bindings, client_classes: frozenset[str],
-                 star_apis: frozenset[str]) -> None:
+    def __init__(self, bindings: Bindings, client_classes: frozenset[str], star_apis: frozenset[str]) -> None:
         self.bindings = bindings
         self.client_classes = client_classes
         self.star_apis = star_apis
@@ -60,8 +59,10 @@ class ClientFinder:
     def _class_names(self) -> frozenset[str]:
         """The last names a chain naming the client class can end in (`MlflowClient`, or a name
         an import gives it): any other annotation is rejected without resolving it."""
-        return frozenset({name.rsplit(".", 1)[-1] for name in self.client_classes} | {
-            name for name, target in self.bindings.names.items() if target in self.client_classes})
+        return frozenset(
+            {name.rsplit(".", 1)[-1] for name in self.client_classes}
+            | {name for name, target in self.bindings.names.items() if target in self.client_classes}
+        )
 
     def annotation_is_client(self, annotation: cst.BaseExpression) -> bool:
         """`MlflowClient`, `mlflow.tracking.MlflowClient`, or either written as a string."""

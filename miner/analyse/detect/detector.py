@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import re
+from dataclasses import dataclass
 
 import libcst as cst
 
@@ -12,10 +11,10 @@ from miner.analyse.detect.aliases import add_assignment_aliases
 from miner.analyse.detect.callees import resolve_callee
 from miner.analyse.detect.clients import ClientFinder
 from miner.analyse.detect.names import Bindings, dotted_name
-from miner.core.rules import Rules
 from miner.analyse.detect.walk import CallSite, Gathered, gather
-from miner.core.domain import RULE_V1, Finding, first_v2_rule
 from miner.analyse.sources import SourceFile
+from miner.core.domain import RULE_V1, Finding, first_v2_rule
+from miner.core.rules import Rules
 
 
 @dataclass(frozen=True)
@@ -64,10 +63,12 @@ class Detector:
         self.rules = rules
         self.spec_version = spec_version or rules.spec_version
         self._v2 = self.spec_version >= 2
-        self._import_pattern = re.compile("|".join(
-            rf"\bfrom(?:\s|\\\r?\n)+{re.escape(ns)}\b|\bimport(?=\s|\\)(?:[^\n]|\\\r?\n)*\b{re.escape(ns)}\b"
-            for ns in rules.namespaces
-        ))
+        self._import_pattern = re.compile(
+            "|".join(
+                rf"\bfrom(?:\s|\\\r?\n)+{re.escape(ns)}\b|\bimport(?=\s|\\)(?:[^\n]|\\\r?\n)*\b{re.escape(ns)}\b"
+                for ns in rules.namespaces
+            )
+        )
         # Version 2: importlib.import_module / pytest.importorskip / __import__ of a literal name.
         self._import_function = re.compile(r"\b(?:import_module|importorskip|__import__)\b")
         self._module_literal = re.compile("|".join(rf"['\"]{re.escape(ns)}['\".]" for ns in rules.namespaces))
@@ -89,8 +90,10 @@ class Detector:
             return False
         if any(self._import_pattern.search(cell) for cell in source.cells):
             return True
-        return self._v2 and any(self._import_function.search(cell) for cell in source.cells) and any(
-            self._module_literal.search(cell) for cell in source.cells
+        return (
+            self._v2
+            and any(self._import_function.search(cell) for cell in source.cells)
+            and any(self._module_literal.search(cell) for cell in source.cells)
         )
 
     def analyse(self, source: SourceFile) -> FileAnalysis:
@@ -101,7 +104,7 @@ class Detector:
         for position, (cell_index, code) in enumerate(zip(source.cell_indices, source.cells)):
             magic = source.magic_of(position)
             if not code.strip() or (magic is not None and not self._v2):
-                continue   # version 1 removes every cell that starts with a cell magic
+                continue  # version 1 removes every cell that starts with a cell magic
             try:
                 gathered.append((cell_index, magic or RULE_V1, gather(_parse(code))))
             except Exception as exc:  # a parser failure is a recorded outcome, never a crash
@@ -115,8 +118,10 @@ class Detector:
                     bindings.add_import(node, cell_rule)
         if self._v2:
             add_assignment_aliases(
-                bindings, (pair for _, _, part in gathered for pair in part.name_assignments),
-                self.rules.client_classes, self._star_apis,
+                bindings,
+                (pair for _, _, part in gathered for pair in part.name_assignments),
+                self.rules.client_classes,
+                self._star_apis,
             )
         clients = ClientFinder(bindings, self.rules.client_classes, self._star_apis)
         chains = clients.chains(gathered, annotated_params=self._v2)
@@ -124,13 +129,11 @@ class Detector:
             finding
             for cell_index, cell_rule, part in gathered
             for site in part.calls
-            if (finding := self._finding(source.path, cell_index, cell_rule, site, bindings,
-                                         clients, chains))
+            if (finding := self._finding(source.path, cell_index, cell_rule, site, bindings, clients, chains))
         ]
         return FileAnalysis(findings=tuple(findings), unparsable=tuple(unparsable), parsed=True)
 
-    def _client_rule(self, func: cst.BaseExpression, clients: ClientFinder,
-                     chains: dict[str, str]) -> str | None:
+    def _client_rule(self, func: cst.BaseExpression, clients: ClientFinder, chains: dict[str, str]) -> str | None:
         """The rule that makes the receiver of `func` a client, or None when it is none."""
         if not isinstance(func, cst.Attribute):
             return None
@@ -154,7 +157,7 @@ class Detector:
         rules = self.rules
         resolved = resolve_callee(func, bindings, self._star_apis, self._v2)
         if resolved is not None and "." not in resolved[0]:
-            resolved = None   # the package itself (`mlflow()`) is no api
+            resolved = None  # the package itself (`mlflow()`) is no api
         client_rule: str | None = None
         if resolved is None or resolved[1] != RULE_V1:
             # What version 1 finds, version 2 finds alike: a client call marked v1 wins over

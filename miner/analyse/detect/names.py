@@ -43,8 +43,8 @@ class Bindings:
 
     namespaces: tuple[str, ...]
     names: dict[str, str] = field(default_factory=dict)
-    rules: dict[str, str] = field(default_factory=dict)            # name -> rule of its binding
-    v1_names: dict[str, str] = field(default_factory=dict)         # the bindings version 1 sees
+    rules: dict[str, str] = field(default_factory=dict)  # name -> rule of its binding
+    v1_names: dict[str, str] = field(default_factory=dict)  # the bindings version 1 sees
     star_modules: list[tuple[str, str]] = field(default_factory=list)  # (module, rule), in order
 
     def in_namespace(self, qualified: str) -> bool:

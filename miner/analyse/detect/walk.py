@@ -9,8 +9,10 @@ assignments, calls) with the position where each starts.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import libcst as cst
 from libcst._nodes.internal import CodegenState
@@ -63,7 +65,9 @@ class _GatheringState(CodegenState):
     def pop_trailing_newline(self) -> None:
         pass
 
-    def record_syntactic_position(self, node: cst.CSTNode, **_: object) -> AbstractContextManager[None]:
+    def record_syntactic_position(  # type: ignore[override]  # a cheaper context manager, same use
+        self, node: cst.CSTNode, **_: object
+    ) -> AbstractContextManager[None]:
         """libcst's is a generator-based context manager entered around every expression; we
         record nothing there, and one shared nullcontext costs a fraction of building one."""
         return _NOTHING_TO_RECORD
@@ -74,7 +78,7 @@ class _GatheringState(CodegenState):
             if waiting is not None:
                 waiting.line, waiting.column = self.line, self.column
         note = _NOTES.get(type(node))
-        if note is not None:   # most nodes are none of the few kinds detection needs
+        if note is not None:  # most nodes are none of the few kinds detection needs
             note(self, node)
 
     def _note_call(self, node: cst.Call) -> None:
@@ -90,7 +94,7 @@ class _GatheringState(CodegenState):
     def _note_assign(self, node: cst.Assign) -> None:
         value_type = type(node.value)
         if value_type is cst.Call:
-            self.gathered.assignments.append(([t.target for t in node.targets], node.value))
+            self.gathered.assignments.append(([t.target for t in node.targets], cast(cst.Call, node.value)))
         if value_type in _ALIAS_VALUES and len(node.targets) == 1:
             target = node.targets[0].target
             if type(target) is cst.Name:
@@ -103,12 +107,12 @@ class _GatheringState(CodegenState):
 
     def _note_single_target(self, node: cst.NamedExpr | cst.AnnAssign) -> None:
         if type(node.value) is cst.Call:
-            self.gathered.assignments.append(([node.target], node.value))  # type: ignore[list-item]
+            self.gathered.assignments.append(([node.target], node.value))
 
 
 _ALIAS_VALUES = (cst.Name, cst.Attribute, cst.Call)
 
-_NOTES = {
+_NOTES: dict[type[cst.CSTNode], Callable[[_GatheringState, Any], None]] = {
     cst.Call: _GatheringState._note_call,
     cst.Import: _GatheringState._note_import,
     cst.ImportFrom: _GatheringState._note_import,

@@ -15,6 +15,7 @@ from urllib.parse import quote, urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
+from miner.core.rules import Rules
 from miner.present.api import FiltersDep, Page, PageDep, RulesDep, SessionDep
 from miner.present.api_repositories import (
     FindingsPageDep,
@@ -26,14 +27,13 @@ from miner.present.api_repositories import (
     repository_list,
 )
 from miner.present.browse import RepositorySort, default_order
-from miner.core.rules import Rules
 from miner.present.usage import HEADLINE
 from miner.present.web import templates
 from miner.present.web.links import commit_url, file_url, is_notebook, location, repository_url
 
 router = APIRouter(tags=["dashboard"])
 
-UNMINED_SHOWN = 50              # repositories without a successful run named under the table
+UNMINED_SHOWN = 50  # repositories without a successful run named under the table
 FILTER_KEYS = ("topic", "min_stars", "exclude_forks", "exclude_archived", "crawl", "since")
 
 
@@ -43,12 +43,14 @@ def page_path(full_name: str) -> str:
     return f"/repositories/{quote(owner, safe='')}/{quote(name, safe='')}"
 
 
-def with_query(request: Request, path: str, keep: tuple[str, ...] | None = None,
-               **changes: Any) -> str:
+def with_query(request: Request, path: str, keep: tuple[str, ...] | None = None, **changes: Any) -> str:
     """`path` with the request's query (only the `keep` keys if given), `changes` applied:
     a value replaces that key, None drops it."""
-    pairs = [(key, value) for key, value in request.query_params.multi_items()
-             if value != "" and key not in changes and (keep is None or key in keep)]
+    pairs = [
+        (key, value)
+        for key, value in request.query_params.multi_items()
+        if value != "" and key not in changes and (keep is None or key in keep)
+    ]
     pairs += [(key, str(value)) for key, value in changes.items() if value is not None]
     return path + ("?" + urlencode(pairs) if pairs else "")
 
@@ -67,15 +69,20 @@ def _render(name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
 
 
 @router.get("/repositories", response_class=HTMLResponse)
-def repositories_page(request: Request, session: SessionDep, rules: RulesDep,
-                      filters: FiltersDep, page: PageDep, usage: UsageDep,
-                      sort: SortDep) -> HTMLResponse:
+def repositories_page(
+    request: Request,
+    session: SessionDep,
+    rules: RulesDep,
+    filters: FiltersDep,
+    page: PageDep,
+    usage: UsageDep,
+    sort: SortDep,
+) -> HTMLResponse:
     """Repositories with their usage profile and last run: sortable, filterable, paged."""
     from miner.present.browse import repositories_without_ok_run
 
     answer = repository_list(session, rules, filters, page, usage, sort)
-    unmined, unmined_count = repositories_without_ok_run(session=session, filters=filters,
-                                                         limit=UNMINED_SHOWN)
+    unmined, unmined_count = repositories_without_ok_run(session=session, filters=filters, limit=UNMINED_SHOWN)
     current_order = (sort.order or default_order(sort.key)).value
 
     def sort_url(key: str) -> str:
@@ -86,18 +93,24 @@ def repositories_page(request: Request, session: SessionDep, rules: RulesDep,
             order = None if flipped == default_order(column).value else flipped
         else:
             order = None
-        return with_query(request, "/repositories", sort=None if key == "full_name" else key,
-                          order=order, page=None)
+        return with_query(request, "/repositories", sort=None if key == "full_name" else key, order=order, page=None)
 
     return _render(
         "repositories.html.j2",
-        rows=answer["data"], count=answer["count"], page=page,
-        unmined=unmined, unmined_count=unmined_count,
+        rows=answer["data"],
+        count=answer["count"],
+        page=page,
+        unmined=unmined,
+        unmined_count=unmined_count,
         pages=_page_count(answer["count"], page),
         page_url=lambda number: with_query(request, "/repositories", page=number),
-        sort_url=sort_url, sort=sort.key.value, order=current_order,
+        sort_url=sort_url,
+        sort=sort.key.value,
+        order=current_order,
         categories=[category.value for category in rules.categories],
-        filters=filters, usage=usage, usage_choices=_usage_choices(rules),
+        filters=filters,
+        usage=usage,
+        usage_choices=_usage_choices(rules),
         sort_param=request.query_params.get("sort", ""),
         order_param=request.query_params.get("order", ""),
         per_page_param=request.query_params.get("per_page", ""),
@@ -113,35 +126,46 @@ def _files(findings: list[dict[str, Any]], web_url: str) -> list[dict[str, Any]]
     for path, group in groupby(findings, key=lambda finding: finding["path"]):
         items = list(group)
         first = items[0]
-        files.append({
-            "path": path,
-            "notebook": is_notebook(path, first["cell"]),
-            "url": file_url(web_url, first["repository"], first["commit"], path)
-            if first["commit"] else None,
-            "findings": [{**item, "location": location(item)} for item in items],
-        })
+        files.append(
+            {
+                "path": path,
+                "notebook": is_notebook(path, first["cell"]),
+                "url": file_url(web_url, first["repository"], first["commit"], path) if first["commit"] else None,
+                "findings": [{**item, "location": location(item)} for item in items],
+            }
+        )
     return files
 
 
-@router.get("/repositories/{owner}/{name}", response_class=HTMLResponse,
-            responses={404: {"description": "No such repository"}})
-def repository_page(request: Request, session: SessionDep, rules: RulesDep, owner: OwnerPath,
-                    name: NamePath, page: FindingsPageDep) -> HTMLResponse:
+@router.get(
+    "/repositories/{owner}/{name}", response_class=HTMLResponse, responses={404: {"description": "No such repository"}}
+)
+def repository_page(
+    request: Request, session: SessionDep, rules: RulesDep, owner: OwnerPath, name: NamePath, page: FindingsPageDep
+) -> HTMLResponse:
     """One repository: profile, runs, failures, findings by file with their GitHub links."""
     full_name = f"{owner}/{name}"
     answer = repository_answer(request, session, rules, full_name, page)
     if answer is None:
-        return _render("message.html.j2", status_code=404, title="No such repository",
-                       message=f"No repository {full_name} has been seen by a crawl or a mine.")
+        return _render(
+            "message.html.j2",
+            status_code=404,
+            title="No such repository",
+            message=f"No repository {full_name} has been seen by a crawl or a mine.",
+        )
     web_url = request.app.state.settings.github.web_url
     profile = answer["profile"]
     findings = answer["findings"]
     api_path = "/api" + page_path(full_name)
     return _render(
         "repository.html.j2",
-        profile=profile, runs=answer["runs"], failures=answer["failures"]["data"],
-        files=_files(findings["data"], web_url), findings_count=findings["count"],
-        findings_shown=len(findings["data"]), page=page,
+        profile=profile,
+        runs=answer["runs"],
+        failures=answer["failures"]["data"],
+        files=_files(findings["data"], web_url),
+        findings_count=findings["count"],
+        findings_shown=len(findings["data"]),
+        page=page,
         pages=_page_count(findings["count"], page),
         page_url=lambda number: with_query(request, page_path(full_name), page=number),
         categories=[category.value for category in rules.categories],
