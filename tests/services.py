@@ -98,6 +98,14 @@ def _postgres_bin(name: str) -> str:
     return found[-1]
 
 
+def _runuser() -> str:
+    """util-linux's runuser lives in sbin, which a user's PATH (PATH=/usr/bin:/bin) may lack."""
+    for candidate in (shutil.which("runuser"), "/usr/sbin/runuser", "/sbin/runuser"):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    raise FileNotFoundError("runuser (util-linux) is not installed: apt-get install util-linux")
+
+
 class PrivatePostgres:
     """A PostgreSQL cluster of its own (initdb, pg_ctl), run as the `postgres` user because the
     server refuses to run as root; trust authentication on 127.0.0.1 and a free port."""
@@ -106,7 +114,7 @@ class PrivatePostgres:
         self.root = Path(tempfile.mkdtemp(prefix="miner-pg-"))  # not under pytest's root-only tmp
         self.data = self.root / "data"
         self.port = free_port()
-        self._as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        self._as_postgres = [_runuser(), "-u", "postgres", "--"] if os.geteuid() == 0 else []
         if self._as_postgres:
             shutil.chown(self.root, "postgres", "postgres")
         subprocess.run(
