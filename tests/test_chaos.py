@@ -90,6 +90,11 @@ class Fleet:
             worker.stop()
 
 
+def connect(database_url: str) -> psycopg.Connection:
+    """A plain psycopg connection to the test's database (its SQLAlchemy URL without the driver)."""
+    return psycopg.connect(make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False))
+
+
 def pool_child(worker: Process) -> int | None:
     found = [p.pid for p in children(worker.popen.pid)]
     return found[0] if found else None
@@ -117,8 +122,7 @@ def find_victim(worker: Process, kind: str) -> int | None:
 
 def blocked_store(database_url: str) -> int | None:
     """The pid (from its application_name) of a miner process whose session waits for a lock."""
-    url = make_url(database_url)
-    with psycopg.connect(url.set(drivername="postgresql").render_as_string(hide_password=False)) as watcher:
+    with connect(database_url) as watcher:
         row = watcher.execute(
             "SELECT application_name FROM pg_stat_activity WHERE datname = current_database() "
             "AND wait_event_type = 'Lock' AND application_name LIKE 'mlflow-miner pid %'"
@@ -127,8 +131,7 @@ def blocked_store(database_url: str) -> int | None:
 
 
 def sessions_idle_in_transaction(database_url: str) -> list[tuple]:
-    url = make_url(database_url)
-    with psycopg.connect(url.set(drivername="postgresql").render_as_string(hide_password=False)) as watcher:
+    with connect(database_url) as watcher:
         return watcher.execute(
             "SELECT pid, application_name, state, query FROM pg_stat_activity "
             "WHERE datname = current_database() AND state LIKE 'idle in transaction%' AND pid <> pg_backend_pid()"
@@ -136,8 +139,7 @@ def sessions_idle_in_transaction(database_url: str) -> list[tuple]:
 
 
 def findings_of(database_url: str) -> list[tuple]:
-    url = make_url(database_url)
-    with psycopg.connect(url.set(drivername="postgresql").render_as_string(hide_password=False)) as reader:
+    with connect(database_url) as reader:
         return reader.execute(
             'SELECT r.full_name, f.path, f.cell, f.line, f."column", f.api, f.qualified_name '
             "FROM finding f JOIN miningrun m ON m.id = f.mining_run_id JOIN repository r ON r.id = m.repository_id "
@@ -146,8 +148,7 @@ def findings_of(database_url: str) -> list[tuple]:
 
 
 def file_outcomes(database_url: str) -> list[tuple]:
-    url = make_url(database_url)
-    with psycopg.connect(url.set(drivername="postgresql").render_as_string(hide_password=False)) as reader:
+    with connect(database_url) as reader:
         return reader.execute(
             "SELECT r.full_name, f.path, f.status, f.error FROM fileresult f "
             "JOIN miningrun m ON m.id = f.mining_run_id JOIN repository r ON r.id = m.repository_id ORDER BY 1, 2"
@@ -155,8 +156,7 @@ def file_outcomes(database_url: str) -> list[tuple]:
 
 
 def empty_everything(database_url: str, broker: redis.Redis) -> None:
-    url = make_url(database_url)
-    with psycopg.connect(url.set(drivername="postgresql").render_as_string(hide_password=False)) as admin:
+    with connect(database_url) as admin:
         admin.execute("TRUNCATE runusage, finding, fileresult, miningrun, repository, crawl RESTART IDENTITY CASCADE")
     broker.flushdb()
 
@@ -219,9 +219,7 @@ def test_a_crawl_survives_random_kill_9_of_every_kind_of_worker_process(
                 "the crawl to hand its repositories out",
             )
             last = _last_handed_out(database_url, plan["id"])
-            holder = psycopg.connect(
-                make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
-            )
+            holder = connect(database_url)
             holder.execute("SELECT id FROM repository WHERE id = %s FOR UPDATE", (last,))
             kinds = itertools.cycle(rng.sample(KINDS, len(KINDS)))
             next_kill = time.monotonic() + KILL_INTERVAL_S
@@ -308,8 +306,7 @@ def _crawl_or_none(database_url: str) -> dict | None:
 
 
 def _last_handed_out(database_url: str, crawl_id: int) -> int:
-    url = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(url) as reader:
+    with connect(database_url) as reader:
         [enqueued] = reader.execute("SELECT enqueued_ids FROM crawl WHERE id = %s", (crawl_id,)).fetchone()
     return enqueued[-1]
 
@@ -356,8 +353,7 @@ def _kill_inside_the_store(pool_pid: int, fleet: Fleet) -> dict:
 
 
 def _diagnose(database_url: str, fleet: Fleet) -> str:
-    url = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(url) as watcher:
+    with connect(database_url) as watcher:
         sessions = watcher.execute(
             "SELECT pid, application_name, state, wait_event_type, wait_event, left(query, 60) "
             "FROM pg_stat_activity WHERE datname = current_database()"
